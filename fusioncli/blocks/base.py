@@ -1,0 +1,146 @@
+"""Shared machinery of every fusion block: input validation and spatial alignment.
+
+A block takes ``in_channels`` (one width per input map) and ``out_channels``, then
+keyword-only options. ``forward(*xs)`` takes the maps X1..Xn, each (B, Ci, Hi, Wi).
+
+Inputs whose spatial sizes differ are resized to a reference size chosen by
+``align`` (``first``, ``largest`` or ``smallest``) with ``F.interpolate``
+(``resize_mode``, ``align_corners``). Each input owns a :class:`Resize` module so the
+inserted resize shows up as a layer in the per-layer table. When sizes already
+match, no module is called and no tensor is touched: alignment costs nothing per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SpecError
+
+AlignRef = Literal["first", "largest", "smallest"]
+ResizeMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic", "area"]
+
+_ACTS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "hardswish": nn.Hardswish,
+    "none": nn.Identity,
+}
+ActName = Literal["relu", "gelu", "silu", "swish", "sigmoid", "leaky_relu", "prelu", "hardswish", "none"]
+NormName = Literal["bn", "gn", "none"]
+
+
+def create_act(name: str) -> nn.Module:
+    """Activation layer from its name (timm's ``create_act`` idea, reduced to what blocks use)."""
+    return _ACTS[name]()
+
+
+def create_norm(name: str, channels: int) -> nn.Module:
+    if name == "bn":
+        return nn.BatchNorm2d(channels)
+    if name == "gn":
+        return nn.GroupNorm(min(32, channels), channels) if channels % min(32, channels) == 0 else nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+class Resize(nn.Module):
+    """Resize a map to a target (H, W); a visible layer in the per-layer table."""
+
+    def __init__(self, mode: str, align_corners: bool) -> None:
+        super().__init__()
+        self.mode = mode
+        self.align_corners = align_corners if mode in ("bilinear", "bicubic") else None
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, align_corners={self.align_corners}"
+
+
+class FusionBlock(nn.Module):
+    """Base class: validates widths and aligns spatial sizes.
+
+    Subclasses set ``min_inputs`` / ``max_inputs`` and may change the alignment
+    defaults with the class attributes ``default_align``, ``default_resize_mode`` and
+    ``default_align_corners``.
+    """
+
+    min_inputs = 1
+    max_inputs: int | None = None
+    default_align = "first"
+    default_resize_mode = "bilinear"
+    default_align_corners = False
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        *,
+        align: AlignRef = None,  # type: ignore[assignment]  # None: the class default
+        resize_mode: ResizeMode = None,  # type: ignore[assignment]
+        align_corners: bool = None,  # type: ignore[assignment]
+    ) -> None:
+        super().__init__()
+        in_channels = list(in_channels)
+        kind = getattr(self, "kind", type(self).__name__)
+        if len(in_channels) < self.min_inputs or (self.max_inputs is not None and len(in_channels) > self.max_inputs):
+            allowed = f"at least {self.min_inputs}" if self.max_inputs is None else (
+                f"exactly {self.min_inputs}" if self.min_inputs == self.max_inputs
+                else f"{self.min_inputs} to {self.max_inputs}")
+            raise SpecError(f"--in: '{kind}' got {len(in_channels)} input(s); allowed: {allowed}", field="--in")
+        for c in [*in_channels, out_channels]:
+            if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
+                raise SpecError.bad("channels", c, "allowed: positive integers")
+        self.in_channels = tuple(in_channels)
+        self.out_channels = out_channels
+        self.align_ref = align or self.default_align
+        self.resize_mode = resize_mode or self.default_resize_mode
+        self.align_corners = self.default_align_corners if align_corners is None else align_corners
+        self.resize = nn.ModuleList(Resize(self.resize_mode, self.align_corners) for _ in in_channels)
+
+    def target_size(self, xs: Sequence[torch.Tensor]) -> tuple[int, int]:
+        return self.reference_size([tuple(x.shape[-2:]) for x in xs])
+
+    def reference_size(self, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """The (H, W) that inputs are aligned to, chosen by ``align``."""
+        if self.align_ref == "first":
+            return sizes[0]
+        key = lambda s: (s[0] * s[1], s)  # noqa: E731
+        return max(sizes, key=key) if self.align_ref == "largest" else min(sizes, key=key)
+
+    def aligned(self, xs: Sequence[torch.Tensor], size: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Resize every input to ``size`` (default: the ``align`` reference)."""
+        size = tuple(size) if size is not None else self.target_size(xs)
+        return [x if tuple(x.shape[-2:]) == size else r(x, size) for r, x in zip(self.resize, xs)]
+
+    def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
+        """The documented shape contract: output (C, H, W) for inputs ``[(Ci, Hi, Wi), ...]``.
+
+        Default: ``out_channels`` at the ``align`` reference size. Blocks that change the
+        resolution (e.g. DPT's x2 upsampling) override this; the tests check every block's
+        forward against it.
+        """
+        return (self.out_channels, *self.reference_size([tuple(s[-2:]) for s in shapes]))
+
+    def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
+        if len(xs) != len(self.in_channels):
+            raise SpecError(f"forward: expected {len(self.in_channels)} inputs, got {len(xs)}", field="inputs")
+
+
+def conv1x1(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=1, bias=bias)
+
+
+def projections(in_channels: Sequence[int], out_channels: int, bias: bool = True) -> nn.ModuleList:
+    """A 1x1 projection for each input whose width differs from ``out_channels``, identity otherwise."""
+    return nn.ModuleList(nn.Identity() if c == out_channels else conv1x1(c, out_channels, bias) for c in in_channels)

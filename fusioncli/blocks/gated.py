@@ -1,0 +1,53 @@
+"""Gated fusion: a learned gate decides, per pixel and channel, how much of each input passes.
+
+Two inputs: ``g = sigmoid(W [P1(X1); P2(X2)] + b)``, ``out = g*P1(X1) + (1-g)*P2(X2)``.
+n > 2 inputs: ``W`` predicts n gate maps, ``a = softmax over the n maps``,
+``out = sum_i a_i * P_i(X_i)``. ``P_i`` is a 1x1 projection when ``Ci != C``.
+
+``granularity`` sets the gate's shape: ``element`` (C maps at full resolution,
+the default), ``channel`` (one weight per channel, from the global average of the
+concatenation) or ``spatial`` (one map shared by all channels).
+
+Shape contract: inputs (B, Ci, Hi, Wi) aligned to (H, W); output (B, C, H, W).
+Parameters: projections, plus the gate 1x1 conv from n*C to G*g_w where
+g_w = C (element, channel) or 1 (spatial) and G = 1 for two inputs, n otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .base import FusionBlock, projections
+
+
+class GatedFusion(FusionBlock):
+    kind = "gated"
+    min_inputs = 2
+
+    def __init__(self, in_channels, out_channels, *,
+                 granularity: Literal["element", "channel", "spatial"] = "element", **align) -> None:
+        super().__init__(in_channels, out_channels, **align)
+        n = len(self.in_channels)
+        self.granularity = granularity
+        self.proj = projections(self.in_channels, out_channels)
+        width = 1 if granularity == "spatial" else out_channels
+        self.gates = 1 if n == 2 else n
+        self.pool = nn.AdaptiveAvgPool2d(1) if granularity == "channel" else nn.Identity()
+        self.gate = nn.Conv2d(n * out_channels, self.gates * width, kernel_size=1)
+
+    def forward(self, *xs):
+        self.check_inputs(xs)
+        ys = [p(x) for p, x in zip(self.proj, self.aligned(xs))]
+        logits = self.gate(self.pool(torch.cat(ys, dim=1)))
+        if self.gates == 1:
+            g = torch.sigmoid(logits)
+            return g * ys[0] + (1 - g) * ys[1]
+        b, _, h, w = logits.shape
+        a = torch.softmax(logits.view(b, self.gates, -1, h, w), dim=1)
+        out = a[:, 0] * ys[0]
+        for i in range(1, self.gates):
+            out = out + a[:, i] * ys[i]
+        return out

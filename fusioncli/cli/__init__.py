@@ -1,0 +1,60 @@
+"""The ``fusion`` command line: a thin Typer layer over :mod:`fusioncli.analysis`.
+
+Exit codes: 0 success; 2 usage or spec error (bad flag, shape, kind, option or preset
+file); 1 run-time failure (device unavailable, out of memory, a block that raises).
+Errors are one line on stderr; ``--debug`` shows the traceback. stdout carries data only.
+Importing this module does not import torch: listing commands and ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from .state import state
+
+app = typer.Typer(
+    name="fusion",
+    help="Explore feature fusion blocks: shapes, parameters, exact MACs/FLOPs, memory and latency.\n\n"
+    "Exit codes: 0 success, 1 run-time failure, 2 usage or spec error.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fusioncli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    state.debug = debug
+
+
+from . import analyze as _analyze  # noqa: E402,F401  (registers inspect, compare)
+from . import listing as _listing  # noqa: E402,F401  (registers blocks, presets)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("fusion: interrupted\n")
+        sys.exit(130)
+    except Exception as e:  # an unexpected failure: one line, unless --debug
+        if state.debug:
+            raise
+        sys.stderr.write(f"fusion: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                         " (run with --debug for the traceback)\n")
+        sys.exit(1)

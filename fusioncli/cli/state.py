@@ -1,0 +1,13 @@
+"""Process-wide CLI state set by the root callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class State:
+    debug: bool = False
+
+
+state = State()

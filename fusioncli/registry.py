@@ -1,0 +1,198 @@
+"""The block registry: one line per block kind.
+
+The table below is plain data so that ``fusion blocks``, ``fusion presets``, ``--help``
+and shell completion can list every kind without importing torch (about 2 s here).
+A block's class is imported only when the block is built or its options are read.
+Adding a block is one module in ``fusioncli/blocks/`` plus one line here; the tests
+run over this table, so they pick it up without edits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SpecError
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    kind: str
+    target: str  # "module:Class" under fusioncli.blocks
+    summary: str
+    source: str  # paper, venue, year
+    inputs: tuple[str, ...]  # documented default input shapes (CxHxW) for `fusion inspect KIND`
+    out: int  # documented default output width
+    alt_inputs: tuple[str, ...] = ()  # a second configuration for the tests (mismatched widths/sizes where allowed)
+
+
+BLOCKS: tuple[BlockInfo, ...] = (
+    BlockInfo("concat", "concat:ConcatFusion", "Concatenate on channels, then a 1x1 conv from the sum of input widths",
+              "generic (e.g. U-Net skip fusion; Ronneberger et al., MICCAI 2015)", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "96x8x8", "16x16x16")),
+    BlockInfo("add", "add:AddFusion", "Element-wise sum, with a 1x1 projection for each input whose width differs",
+              "generic (e.g. FPN lateral merge; Lin et al., CVPR 2017)", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "64x8x8")),
+    BlockInfo("gated", "gated:GatedFusion", "Learned sigmoid gate g: g*X1 + (1-g)*X2 (softmax over n gates for n > 2)",
+              "generic gated fusion (e.g. GFF, Li et al., AAAI 2020)", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "64x8x8", "16x16x16")),
+    BlockInfo("multiscale", "multiscale:MultiScaleFusion",
+              "Parallel conv branches of several kernel sizes/strides, merged by concat or sum, then refined",
+              "Inception-style (Szegedy et al., CVPR 2015)", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "48x8x8")),
+)
+
+_BY_KIND = {b.kind: b for b in BLOCKS}
+
+
+def list_fusions(pattern: str = "*") -> list[str]:
+    """Registered block kinds matching an fnmatch ``pattern``, in registry order."""
+    return [b.kind for b in BLOCKS if fnmatch.fnmatchcase(b.kind, pattern)]
+
+
+def get_info(kind: str) -> BlockInfo:
+    try:
+        return _BY_KIND[kind]
+    except KeyError:
+        raise SpecError.bad("block", kind, "allowed: " + ", ".join(_BY_KIND), choices=_BY_KIND) from None
+
+
+def get_class(kind: str) -> type:
+    module, cls = get_info(kind).target.split(":")
+    return getattr(importlib.import_module(f"fusioncli.blocks.{module}"), cls)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    name: str
+    type: Any  # the annotation
+    default: Any
+
+    @property
+    def choices(self) -> tuple | None:
+        ann = _strip_optional(self.type)
+        if typing.get_origin(ann) is typing.Literal:
+            return typing.get_args(ann)
+        return None
+
+    def describe(self) -> str:
+        ann = _strip_optional(self.type)
+        if self.choices:
+            text = "one of " + "|".join(map(str, self.choices))
+        elif typing.get_origin(ann) is tuple:
+            text = "comma-separated " + typing.get_args(ann)[0].__name__ + "s"
+        else:
+            text = getattr(ann, "__name__", str(ann))
+        return text + (" or none" if _is_optional(self.type) else "")
+
+
+def block_options(kind: str) -> dict[str, OptionInfo]:
+    """Options of a block kind: the keyword-only arguments of its class and its bases."""
+    cls = get_class(kind)
+    options: dict[str, OptionInfo] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass.__module__.startswith("torch"):
+            continue
+        hints = typing.get_type_hints(init)
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                default = getattr(cls, f"default_{p.name}", p.default)
+                options[p.name] = OptionInfo(p.name, hints.get(p.name, type(default)), default)
+    return options
+
+
+def coerce_options(kind: str, raw: dict[str, Any], *, field: str = "--set") -> dict[str, Any]:
+    """Validate option names and convert values (strings from ``--set`` or TOML values)."""
+    known = block_options(kind)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise SpecError.bad(f"{field} {key}", key, f"options of '{kind}': " + ", ".join(known), choices=known)
+        out[key] = coerce_value(known[key], value, field=f"{field} {key}")
+    return out
+
+
+def resolved_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """All options of ``kind`` with defaults filled in (for reports)."""
+    return {name: options.get(name, info.default) for name, info in block_options(kind).items()}
+
+
+def _is_optional(ann: Any) -> bool:
+    return typing.get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(
+        None
+    ) in typing.get_args(ann)
+
+
+def _strip_optional(ann: Any) -> Any:
+    if _is_optional(ann):
+        rest = [a for a in typing.get_args(ann) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else ann
+    return ann
+
+
+def coerce_value(info: OptionInfo, value: Any, *, field: str) -> Any:
+    ann = info.type
+    if _is_optional(ann) and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))):
+        return None
+    ann = _strip_optional(ann)
+    allowed = "allowed: " + info.describe()
+    try:
+        if info.choices is not None:
+            choices = info.choices
+            if value not in choices:
+                raise SpecError.bad(field, value, allowed, choices=[str(c) for c in choices])
+            return value
+        if typing.get_origin(ann) is tuple:
+            elem = typing.get_args(ann)[0]
+            items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+            result = tuple(_scalar(elem, v) for v in items if not (isinstance(v, str) and v.strip() == ""))
+            if not result:
+                raise ValueError
+            return result
+        return _scalar(ann, value)
+    except (ValueError, TypeError):
+        raise SpecError.bad(field, value, allowed) from None
+
+
+def _scalar(ann: Any, value: Any) -> Any:
+    if ann is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if ann is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return int(value) if not isinstance(value, str) else int(value.strip())
+    if ann is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if ann is str:
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    raise TypeError(ann)
+
+
+def create_fusion(kind: str, in_channels: list[int] | tuple[int, ...], out_channels: int, **options: Any):
+    """Build a fusion block: ``create_fusion("concat", in_channels=[64, 128], out_channels=64)``.
+
+    Options are validated and converted as on the command line (``kernels="1,3,5"`` and
+    ``kernels=(1, 3, 5)`` both work); an unknown option or a bad value raises
+    :class:`fusioncli.errors.SpecError`.
+    """
+    cls = get_class(kind)
+    opts = coerce_options(kind, options, field="option")
+    return cls(list(in_channels), out_channels, **opts)

@@ -1,0 +1,142 @@
+"""Rich tables for people: every count carries its unit, big numbers are humanised."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from ..report import Envelope, ErrorEntry, Report
+from ..spec import format_shape
+
+
+def si(value: float | int | None, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (decimal prefixes, as FLOP counts are usually quoted)."""
+    if value is None:
+        return "-"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value:g} {unit}".rstrip()
+
+
+def binary(nbytes: int | None) -> str:
+    if nbytes is None:
+        return "-"
+    for factor, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if nbytes >= factor:
+            return f"{nbytes / factor:.2f} {prefix}"
+    return f"{nbytes} B"
+
+
+def ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def latency(r: Report) -> str:
+    t = r.timing
+    if t is None:
+        return "not timed"
+    return f"{t.median_ms:.3f} ± {t.iqr_ms:.3f}"
+
+
+def _summary(r: Report) -> Table:
+    t = Table(title="Summary", show_header=True, header_style="bold")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("exact", justify="right")
+    t.add_row("parameters (count)", si(r.params["total"]), f"{r.params['total']:,}")
+    if r.params["trainable"] != r.params["total"]:
+        t.add_row("trainable parameters (count)", si(r.params["trainable"]), f"{r.params['trainable']:,}")
+    t.add_row("MACs (multiply-accumulates)", si(r.cost["macs"], "MAC"), f"{r.cost['macs']:,}")
+    t.add_row("FLOPs (floating-point ops)", si(r.cost["flops"], "FLOP"), f"{r.cost['flops']:,}")
+    t.add_row("bytes moved (unfused, read + write)", binary(r.cost["bytes"]["total"]), f"{r.cost['bytes']['total']:,}")
+    ai = r.cost.get("arithmetic_intensity")
+    t.add_row("arithmetic intensity (FLOP/byte)", "-" if ai is None else f"{ai:.2f}", "")
+    t.add_row("parameter memory", binary(r.memory["param_bytes"]), f"{r.memory['param_bytes']:,}")
+    t.add_row("peak activation memory (forward)", binary(r.memory["peak_activation_bytes"]),
+              f"{r.memory['peak_activation_bytes']:,}")
+    if r.timing:
+        tm = r.timing
+        t.add_row("latency, median ± IQR (ms)", latency(r),
+                  f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls, {tm.threads} threads")
+    else:
+        t.add_row("latency (ms)", "not timed (--no-time)", "")
+    if r.cost["uncounted_ops"]:
+        t.add_row("[red]ops without a FLOP formula[/red]",
+                  ", ".join(f"{k} x{v}" for k, v in r.cost["uncounted_ops"].items()), "")
+    if r.unused_params:
+        t.add_row("[yellow]parameters no op used[/yellow]", ", ".join(r.unused_params), "")
+    return t
+
+
+def _layers(r: Report) -> Table:
+    t = Table(title="Layers", header_style="bold")
+    t.add_column("layer")
+    t.add_column("type")
+    t.add_column("output shape (BxCxHxW)")
+    t.add_column("params (count)", justify="right")
+    for layer in r.layers:
+        t.add_row("  " * (layer.depth - 1) + layer.name, layer.type, format_shape(layer.output_shape),
+                  f"{layer.params:,}")
+    return t
+
+
+def _breakdown(title: str, items: dict) -> Table:
+    t = Table(title=title, header_style="bold")
+    for col in ("name", "calls", "MACs", "FLOPs", "bytes moved"):
+        t.add_column(col, justify="left" if col == "name" else "right")
+    for name, v in items.items():
+        t.add_row(name or "(whole block)", str(v["calls"]), f"{v['macs']:,}", f"{v['flops']:,}",
+                  f"{v['bytes_read'] + v['bytes_written']:,}")
+    return t
+
+
+def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
+    console.print(f"[bold]{r.name}[/bold]  block [cyan]{r.block}[/cyan]" + (f"  ({r.source})" if r.source else ""))
+    opts = ", ".join(f"{k}={v}" for k, v in r.options.items())
+    console.print(f"options: {opts}")
+    console.print("inputs:  " + ", ".join(format_shape(s) for s in r.inputs)
+                  + "   ->   outputs: " + ", ".join(format_shape(s) for s in r.outputs))
+    if r.layers:
+        console.print(_layers(r))
+    console.print(_summary(r))
+    if by_op:
+        console.print(_breakdown("Cost by aten op", r.cost["by_op"]))
+    if by_module:
+        console.print(_breakdown("Cost by module (inclusive)", r.cost["by_module"]))
+    console.print(f"[dim]Counting convention: {r.cost['convention']}[/dim]")
+
+
+def render_compare(console: Console, env: Envelope) -> None:
+    ratios = env.ratio_table()
+    t = Table(title=f"Comparison (ratios to baseline '{env.baseline}')", header_style="bold")
+    for col, just in (("name", "left"), ("block", "left"), ("inputs -> output", "left"), ("params", "right"),
+                      ("x", "right"), ("MACs", "right"), ("x", "right"), ("FLOPs", "right"), ("x", "right"),
+                      ("peak act.", "right"), ("latency ms (med ± IQR)", "right"), ("x", "right")):
+        t.add_column(col, justify=just)
+    for r in env.reports:
+        if isinstance(r, ErrorEntry):
+            t.add_row(r.name, "[red]error[/red]", f"[red]{r.error['message']}[/red]", *[""] * 9)
+            continue
+        q = ratios.get(r.name, {})
+        shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+        t.add_row(r.name, r.block, shapes, si(r.params["total"]), ratio(q.get("params")), si(r.cost["macs"]),
+                  ratio(q.get("macs")), si(r.cost["flops"]), ratio(q.get("flops")),
+                  binary(r.memory["peak_activation_bytes"]), latency(r), ratio(q.get("latency_ms")))
+    console.print(t)
+    first = next((r for r in env.reports if isinstance(r, Report)), None)
+    batch = first.inputs[0][0] if first else 1
+    console.print(f"[dim]Shapes are CxHxW at batch {batch}; params in count, MACs = multiply-accumulates, "
+                  f"FLOPs per {first.cost['convention'] if first else ''}[/dim]")
+
+
+def render_table(env: Envelope, out: TextIO, *, width: int | None = None, by_op: bool = False,
+                 by_module: bool = False) -> None:
+    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+    reports = env.reports
+    if env.baseline is None and len(reports) == 1 and isinstance(reports[0], Report):
+        render_inspect(console, reports[0], by_op=by_op, by_module=by_module)
+    else:
+        render_compare(console, env)

@@ -1,0 +1,77 @@
+"""Checks run over every registered block: a new block is tested without editing this file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusioncli import create_fusion, list_fusions
+from fusioncli.analysis.cost import CostCounter
+from fusioncli.registry import block_options, get_info
+from fusioncli.spec import parse_shape
+
+CASES = [
+    (kind, cfg, [parse_shape(s) for s in inputs])
+    for kind in list_fusions()
+    for cfg, inputs in (("default", get_info(kind).inputs), ("alt", get_info(kind).alt_inputs))
+    if inputs
+]
+IDS = [f"{k}-{c}" for k, c, _ in CASES]
+
+
+def build(kind, shapes, out=None):
+    torch.manual_seed(0)
+    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out)
+
+
+def inputs(shapes, batch=2, device="cpu"):
+    gen = torch.Generator().manual_seed(1)
+    return [torch.randn((batch, *s), generator=gen).to(device) for s in shapes]
+
+
+@pytest.mark.parametrize("kind", list_fusions())
+def test_registry_entry_is_complete(kind):
+    info = get_info(kind)
+    assert info.summary and info.source and info.inputs and info.out > 0
+    assert info.alt_inputs, "give a second test configuration (mismatched widths/sizes where the design allows)"
+    cls = type(build(kind, [parse_shape(s) for s in info.inputs]))
+    assert cls.__module__.startswith("fusioncli.blocks.")
+    assert (cls.__doc__ or "").strip() or (__import__(cls.__module__).__doc__ or "").strip()
+    opts = block_options(kind)
+    assert {"align", "resize_mode", "align_corners"} <= set(opts)
+
+
+@pytest.mark.parametrize("kind,cfg,shapes", CASES, ids=IDS)
+def test_forward_shape_matches_contract(kind, cfg, shapes):
+    block = build(kind, shapes).eval()
+    with torch.no_grad():
+        y = block(*inputs(shapes))
+    assert tuple(y.shape) == (2, *block.output_shape(shapes))
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("kind,cfg,shapes", CASES, ids=IDS)
+def test_backward_reaches_every_parameter(kind, cfg, shapes):
+    block = build(kind, shapes).train()
+    xs = [x.requires_grad_() for x in inputs(shapes)]
+    block(*xs).square().mean().backward()
+    missing = [n for n, p in block.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"parameters without a gradient: {missing}"
+    assert all(x.grad is not None for x in xs)
+
+
+@pytest.mark.parametrize("kind,cfg,shapes", CASES, ids=IDS)
+def test_meta_counting_equals_real_counting(kind, cfg, shapes):
+    counts = {}
+    for device in ("meta", "cpu"):
+        torch.manual_seed(0)
+        with torch.device(device):
+            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out).eval()
+        xs = [torch.empty((1, *s), device=device).normal_() if device == "cpu" else torch.empty((1, *s), device="meta")
+              for s in shapes]
+        with torch.no_grad(), CostCounter() as c:
+            block(*xs)
+        r = c.result()
+        counts[device] = (r.total.macs, r.total.flops, r.total.bytes_read, r.total.bytes_written, r.uncounted)
+    assert counts["meta"] == counts["cpu"]
+    assert counts["meta"][4] == {}, "ops without a FLOP formula"
