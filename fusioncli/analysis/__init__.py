@@ -131,7 +131,9 @@ def analyze(
         "convention": CONVENTION,
         "bytes": {"read": cost.total.bytes_read, "written": cost.total.bytes_written, "total": bytes_moved},
         "arithmetic_intensity": cost.total.flops / bytes_moved if bytes_moved else None,
-        "by_op": {k: v.to_dict() for k, v in sorted(cost.by_op.items(), key=lambda kv: -kv[1].flops)},
+        # ops with neither FLOPs nor bytes are views (and torchinfo's own detach calls): left out
+        "by_op": {k: v.to_dict() for k, v in sorted(cost.by_op.items(), key=lambda kv: -kv[1].flops)
+                  if v.flops or v.bytes_read or v.bytes_written},
         "by_module": {k: v.to_dict() for k, v in cost.by_module.items()},
         "uncounted_ops": cost.uncounted,
     }

@@ -6,7 +6,8 @@ with ``in_channels=C`` fed a 2C-channel concat. Here the conv's input width is t
 
 Shape contract: inputs (B, Ci, Hi, Wi), aligned to the reference size (H, W);
 output (B, C, H, W).
-Parameters: sum(Ci)*C + C (bias), plus 2C for ``norm=bn``.
+Parameters: sum(Ci)*C, + C for the bias (present by default unless a norm follows:
+``bias=none`` means automatic), + 2C for ``norm=bn``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ class ConcatFusion(FusionBlock):
     kind = "concat"
     min_inputs = 1
 
-    def __init__(self, in_channels, out_channels, *, bias: bool = True, norm: NormName = "none",
+    def __init__(self, in_channels, out_channels, *, bias: bool | None = None, norm: NormName = "none",
                  act: ActName = "none", **align) -> None:
         super().__init__(in_channels, out_channels, **align)
-        self.conv = nn.Conv2d(sum(self.in_channels), out_channels, kernel_size=1, bias=bias)
+        self.conv = nn.Conv2d(sum(self.in_channels), out_channels, kernel_size=1,
+                              bias=(norm == "none") if bias is None else bias)
         self.norm = create_norm(norm, out_channels)
         self.act = create_act(act)
 

@@ -118,7 +118,7 @@ def render_compare(console: Console, env: Envelope) -> None:
         t.add_column(col, justify=just)
     for r in env.reports:
         if isinstance(r, ErrorEntry):
-            t.add_row(r.name, "[red]error[/red]", f"[red]{r.error['message']}[/red]", *[""] * 9)
+            t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * 9)
             continue
         q = ratios.get(r.name, {})
         shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
@@ -126,10 +126,13 @@ def render_compare(console: Console, env: Envelope) -> None:
                   ratio(q.get("macs")), si(r.cost["flops"]), ratio(q.get("flops")),
                   binary(r.memory["peak_activation_bytes"]), latency(r), ratio(q.get("latency_ms")))
     console.print(t)
+    for r in env.failed:
+        console.print(f"[red]{r.name}: {r.error['message']}[/red]", markup=True)
     first = next((r for r in env.reports if isinstance(r, Report)), None)
-    batch = first.inputs[0][0] if first else 1
-    console.print(f"[dim]Shapes are CxHxW at batch {batch}; params in count, MACs = multiply-accumulates, "
-                  f"FLOPs per {first.cost['convention'] if first else ''}[/dim]")
+    if first:
+        console.print(f"[dim]Shapes CxHxW at batch {first.inputs[0][0]}; params in count; MACs = multiply-"
+                      f"accumulates; FLOPs: {first.cost['convention'].split(':')[0]} convention (see README); "
+                      "latency: median ± IQR over timed runs[/dim]")
 
 
 def render_table(env: Envelope, out: TextIO, *, width: int | None = None, by_op: bool = False,

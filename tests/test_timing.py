@@ -1,0 +1,41 @@
+"""Timing statistics on known samples, and the timer's contract on a real block."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+
+from fusioncli.analysis.timing import quantile, summarize, time_forward
+
+
+def test_quantile_matches_linear_interpolation():
+    xs = [1.0, 2.0, 3.0, 4.0]
+    assert quantile(xs, 0.5) == 2.5
+    assert quantile(xs, 0.25) == 1.75  # numpy.percentile([1,2,3,4], 25)
+    assert quantile(xs, 0.75) == 3.25
+    assert quantile([5.0], 0.5) == 5.0
+
+
+def test_summarize_known_sample():
+    per_call = [0.001, 0.002, 0.003, 0.004, 0.010]  # seconds
+    t = summarize(per_call, calls=50, threads=2, warmup=3)
+    assert t.median_ms == pytest.approx(3.0)
+    assert t.iqr_ms == pytest.approx(4.0 - 2.0)
+    assert t.min_ms == pytest.approx(1.0)
+    assert t.mean_ms == pytest.approx(4.0)
+    assert t.cv == pytest.approx(statistics.stdev(per_call) / 0.004)
+    assert t.noisy is True and t.runs == 5 and t.calls == 50
+
+
+def test_summarize_quiet_sample_not_noisy():
+    t = summarize([0.010, 0.0101, 0.0099, 0.010, 0.010], calls=5, threads=1, warmup=1)
+    assert t.noisy is False and t.cv < 0.01
+
+
+def test_time_forward_takes_at_least_min_runs():
+    model = torch.nn.Conv2d(4, 4, 1).eval()
+    t = time_forward(model, [torch.randn(1, 4, 8, 8)], threads=1, min_time=0.01, min_runs=6)
+    assert t.runs >= 6 and t.calls >= t.runs
+    assert 0 < t.min_ms <= t.median_ms
