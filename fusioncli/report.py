@@ -54,12 +54,15 @@ class Report:
     timing: Timing | None
     layers: list[Layer]
     unused_params: list[str] = field(default_factory=list)
+    crosscheck: dict[str, Any] | None = None  # only when requested
     source: str = ""
     description: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["timing"] = self.timing.to_dict() if self.timing else None
+        if self.crosscheck is None:
+            del d["crosscheck"]
         return d
 
     @property

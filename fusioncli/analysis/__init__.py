@@ -87,6 +87,7 @@ def analyze(
     time: bool = True,
     depth: int = 3,
     min_time: float = 0.4,
+    crosscheck: bool = False,
 ) -> Report:
     """Analyse one block. ``spec`` is a :class:`Spec` or a spec string (kind, preset, file)."""
     if isinstance(spec, str):
@@ -138,6 +139,14 @@ def analyze(
         "uncounted_ops": cost.uncounted,
     }
 
+    checks = None
+    if crosscheck:
+        from .crosscheck import crosscheck as run_crosscheck
+
+        checks = run_crosscheck(lambda dev: build(spec, dev, tdtype), lambda dev: make_inputs(spec, dev, tdtype),
+                                macs=cost.total.macs, flops=cost.total.flops, by_op=cost_dict["by_op"],
+                                torchinfo_mult_adds=stats.total_mult_adds)
+
     timing = None
     if time:
         nthreads = threads or torch.get_num_threads()
@@ -163,6 +172,7 @@ def analyze(
         timing=timing,
         layers=_layers(stats, model, depth),
         unused_params=unused,
+        crosscheck=checks,
         source=spec.source,
         description=spec.description,
     )

@@ -18,6 +18,7 @@ from .options import (
     BatchOpt,
     ByModuleOpt,
     ByOpOpt,
+    CrosscheckOpt,
     DepthOpt,
     Device,
     DeviceOpt,
@@ -54,10 +55,11 @@ def _setup(device: Device, dtype: DType, threads: int | None):
     return analysis
 
 
-def _run(spec_text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis):
+def _run(spec_text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
+         crosscheck=False):
     spec = resolve_spec(spec_text, inputs=inputs, out=out, options=parse_set(sets), batch=batch)
     report = analysis.analyze(spec, device=device.value, dtype=dtype.value, threads=threads, time=not no_time,
-                              depth=depth, min_time=min_time)
+                              depth=depth, min_time=min_time, crosscheck=crosscheck)
     if report.timing and report.timing.noisy:
         _warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")
@@ -87,6 +89,7 @@ def inspect_cmd(
     depth: DepthOpt = 3,
     by_op: ByOpOpt = False,
     by_module: ByModuleOpt = False,
+    crosscheck: CrosscheckOpt = False,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,7 +97,8 @@ def inspect_cmd(
     fmt = Format.json if as_json else fmt
     try:
         analysis = _setup(device, dtype, threads)
-        report = _run(spec, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis)
+        report = _run(spec, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
+                      crosscheck)
     except FusionError as e:
         fail(e, fmt.value)
     env = Envelope(__version__, analysis.environment(device.value, dtype.value, threads), [report])
@@ -114,6 +118,7 @@ def compare_cmd(
     no_time: NoTimeOpt = False,
     min_time: MinTimeOpt = 0.4,
     depth: DepthOpt = 3,
+    crosscheck: CrosscheckOpt = False,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
 ) -> None:
@@ -132,7 +137,8 @@ def compare_cmd(
     exit_code = 0
     for text in specs:
         try:
-            report = _run(text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis)
+            report = _run(text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
+                          crosscheck)
         except FusionError as e:
             Console(stderr=True, highlight=False).print(f"fusion: error: {text}: {e.message}", markup=False)
             reports.append(ErrorEntry(text, e.to_dict()))

@@ -61,3 +61,39 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
     for s in specs:
         table.add_row(s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source)
     Console(highlight=False).print(table)
+
+
+@app.command("explain")
+def explain_cmd(
+    topic: Annotated[str, typer.Argument(metavar="KIND|costs", help="A block kind, or 'costs' for the counting "
+                                                                    "convention.")],
+) -> None:
+    """Show a block's paper, formula, shape contract, options with defaults, and where the
+    paper and its reference code differ; or, with 'costs', the FLOP counting convention."""
+    import inspect
+
+    console = Console(highlight=False)
+    if topic == "costs":
+        from ..analysis import cost  # imports torch
+
+        console.print(inspect.getdoc(cost), markup=False)
+        return
+    try:
+        info = registry.get_info(topic)
+        options = registry.block_options(topic)
+    except FusionError as e:
+        fail(e)
+    cls = registry.get_class(topic)
+    module = sys.modules[cls.__module__]
+    console.print(f"[bold]{info.kind}[/bold]: {info.summary}\nsource: {info.source}\n")
+    console.print(inspect.getdoc(module) or "", markup=False)
+    if cls.__doc__:
+        console.print("\n" + inspect.getdoc(cls), markup=False)
+    table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
+    for col in ("option", "allowed", "default"):
+        table.add_column(col)
+    for opt in options.values():
+        default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
+        table.add_row(opt.name, opt.describe(), "auto" if default is None else str(default))
+    console.print(table)
+    console.print(f"default inputs: {' '.join(info.inputs)} -> out {info.out}")

@@ -44,3 +44,5 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format
 JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --format json.")]
 ByOpOpt = Annotated[bool, typer.Option("--by-op", help="Add the cost breakdown by aten op (table format).")]
 ByModuleOpt = Annotated[bool, typer.Option("--by-module", help="Add the cost breakdown by module (table format).")]
+CrosscheckOpt = Annotated[bool, typer.Option(
+    "--crosscheck", help="Also count with fvcore, torch's FlopCounterMode and torchinfo, and show why they differ.")]

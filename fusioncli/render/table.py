@@ -93,6 +93,23 @@ def _breakdown(title: str, items: dict) -> Table:
     return t
 
 
+def _crosscheck(r: Report) -> Table:
+    t = Table(title="Cross-check with other counters", header_style="bold")
+    for col in ("tool", "figure", "unit", "ratio to fusion", "ops it skipped"):
+        t.add_column(col, justify="right" if col in ("figure", "ratio to fusion") else "left")
+    t.add_row("fusion", f"{r.cost['macs']:,} / {r.cost['flops']:,}", "MAC / FLOP (fusion-v1)", "1.00", "")
+    for tool, v in (r.crosscheck or {}).items():
+        if "error" in v:
+            t.add_row(tool, "-", "", "", f"[red]failed: {v['error']}[/red]")
+            continue
+        skipped = v["skipped_ops"]
+        skipped = ", ".join(f"{k} x{n}" for k, n in skipped.items()) if isinstance(skipped, dict) else ", ".join(skipped)
+        unit = {"macs": "MACs", "flops": "FLOPs"}[v["compared_with"]]
+        t.add_row(tool, f"{v['value']:,}", v["unit"], "-" if v["ratio"] is None else f"{v['ratio']:.3f} of fusion {unit}",
+                  skipped)
+    return t
+
+
 def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
     console.print(f"[bold]{r.name}[/bold]  block [cyan]{r.block}[/cyan]" + (f"  ({r.source})" if r.source else ""))
     opts = ", ".join(f"{k}={v}" for k, v in r.options.items())
@@ -102,6 +119,8 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     if r.layers:
         console.print(_layers(r))
     console.print(_summary(r))
+    if r.crosscheck:
+        console.print(_crosscheck(r))
     if by_op:
         console.print(_breakdown("Cost by aten op", r.cost["by_op"]))
     if by_module:
