@@ -1,0 +1,118 @@
+"""The op counter: worked examples, bytes moved, peak activations, uncounted ops, per-op formulas."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fusioncli.analysis import analyze
+from fusioncli.analysis.cost import CostCounter
+
+
+def count(fn, *shapes):
+    xs = [torch.empty(s, device="meta") for s in shapes]
+    with torch.no_grad(), CostCounter() as c:
+        fn(*xs)
+    return c.result()
+
+
+def test_worked_examples_from_the_convention():
+    add = analyze("add", inputs=["64x32x32", "64x32x32"], out=64, time=False)
+    assert (add.cost["macs"], add.cost["flops"]) == (0, 65_536)
+    concat = analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
+    assert (concat.cost["macs"], concat.cost["flops"]) == (8_388_608, 16_842_752)
+
+
+def test_concat_bytes_and_peak_activation():
+    r = analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
+    act = 64 * 32 * 32 * 4  # one float32 input map
+    cat_read, cat_write = 2 * act, 2 * act
+    conv_read, conv_write = 2 * act + 128 * 64 * 4 + 64 * 4, act
+    assert r.cost["bytes"] == {"read": cat_read + conv_read, "written": cat_write + conv_write,
+                               "total": cat_read + conv_read + cat_write + conv_write}
+    assert r.memory["peak_activation_bytes"] == 2 * act + act  # the concatenation, alive while the conv writes
+    assert r.memory["param_bytes"] == (128 * 64 + 64) * 4
+    assert r.cost["arithmetic_intensity"] == r.cost["flops"] / r.cost["bytes"]["total"]
+    assert r.cost["by_op"]["aten.convolution"]["macs"] == 8_388_608
+    assert r.cost["by_module"]["conv"]["flops"] == 16_842_752
+
+
+def test_bfloat16_halves_bytes():
+    f32 = analyze("add", inputs=["8x4x4", "8x4x4"], out=8, time=False)
+    bf16 = analyze("add", inputs=["8x4x4", "8x4x4"], out=8, time=False, dtype="bfloat16")
+    assert bf16.cost["bytes"]["total"] * 2 == f32.cost["bytes"]["total"]
+    assert bf16.cost["flops"] == f32.cost["flops"]
+
+
+def test_elementwise_formulas():
+    n = 2 * 3 * 4 * 5
+    shape = (2, 3, 4, 5)
+    assert count(torch.sigmoid, shape).total.flops == n
+    assert count(lambda x: torch.softmax(x, 1), shape).total.flops == 5 * n
+    assert count(lambda x: x.mean((2, 3)), shape).total.flops == n + 2 * 3
+    assert count(lambda x: F.avg_pool2d(x, 2), shape).total.flops == 4 * (2 * 3 * 2 * 2)
+    assert count(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), shape).total.flops == 7 * 4 * n
+    assert count(lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), shape).total.flops == 0
+    assert count(lambda x: torch.addcmul(x, x, x), shape).total.flops == 2 * n
+
+
+def test_normalisation_formulas():
+    bn = torch.nn.BatchNorm2d(3, device="meta").eval()
+    assert count(bn, (2, 3, 4, 5)).total.flops == 4 * 120  # inference: normalise 2 + affine 2
+    ln = torch.nn.LayerNorm(5, device="meta")
+    assert count(ln, (2, 3, 4, 5)).total.flops == 7 * 120  # statistics 5 + affine 2
+    gn = torch.nn.GroupNorm(1, 3, affine=False, device="meta")
+    assert count(gn, (2, 3, 4, 5)).total.flops == 5 * 120
+
+
+def test_matmul_macs_and_bias():
+    lin = torch.nn.Linear(6, 4, device="meta")
+    r = count(lin, (3, 6))  # addmm: 3*6*4 MACs, bias add 3*4
+    assert (r.total.macs, r.total.flops) == (72, 2 * 72 + 12)
+    r = count(lambda a, b: a @ b, (2, 3, 4), (2, 4, 5))
+    assert r.total.macs == 2 * 3 * 4 * 5
+
+
+def test_attention_meta_equals_cpu():
+    shapes = [(1, 2, 16, 8), (1, 2, 12, 8), (1, 2, 12, 8)]
+    results = []
+    for device in ("meta", "cpu"):
+        xs = [torch.zeros(s, device=device) for s in shapes]
+        with torch.no_grad(), CostCounter() as c:
+            F.scaled_dot_product_attention(*xs)
+        results.append((c.result().total.macs, c.result().total.flops, c.result().uncounted))
+    assert results[0] == results[1]
+    macs = 2 * 16 * 12 * 8 * 2
+    assert results[0][0] == macs
+    assert results[0][1] == 2 * macs + 2 * (16 + 12) * 8 + 5 * 2 * 16 * 12
+
+
+def test_uncounted_ops_are_listed_not_zeroed():
+    r = count(lambda x: torch.fft.fft2(x).real, (1, 2, 4, 4))
+    assert r.uncounted, "an op without a formula must be listed"
+
+
+def test_unused_parameters_reported():
+    class Half(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Conv2d(2, 2, 1)
+            self.unused = torch.nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return self.used(x)
+
+    m = Half().to("meta")
+    x = torch.empty(1, 2, 4, 4, device="meta")
+    with torch.no_grad(), CostCounter() as c:
+        m(x)
+    touched = c.result().touched
+    unused = [n for n, p in m.named_parameters() if id(p) not in touched]
+    assert unused == ["unused.weight", "unused.bias"]
+
+
+def test_meta_counting_is_resolution_independent_in_memory():
+    # a 4096x4096 input analysed without allocating activations
+    r = analyze("concat", inputs=["64x4096x4096", "64x4096x4096"], out=64, time=False)
+    assert r.cost["macs"] == 128 * 64 * 4096 * 4096
+    assert r.memory["peak_activation_bytes"] == 3 * 64 * 4096 * 4096 * 4
