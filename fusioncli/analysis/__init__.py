@@ -18,7 +18,7 @@ import torch
 from torchinfo import summary
 
 from .. import __version__, registry
-from ..errors import RunError, SpecError
+from ..errors import FusionError, RunError, SpecError
 from ..report import Layer, Report
 from ..spec import Spec, resolve_spec
 from .cost import CONVENTION, CostCounter
@@ -60,6 +60,16 @@ def make_inputs(spec: Spec, device: str | torch.device, dtype: torch.dtype) -> l
     if str(device) == "meta":
         return [torch.empty((spec.batch, *s), device="meta", dtype=dtype) for s in spec.inputs]
     return [torch.randn((spec.batch, *s), generator=gen).to(device=device, dtype=dtype) for s in spec.inputs]
+
+
+def _fusion_cause(e: BaseException) -> FusionError | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, FusionError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
@@ -106,6 +116,9 @@ def analyze(
     except SpecError:
         raise
     except Exception as e:  # a block that raises at these shapes
+        cause = _fusion_cause(e)
+        if cause is not None:  # torchinfo wraps errors a block raises: surface the block's own message
+            raise cause from None
         raise RunError(f"{spec.name}: forward failed at inputs "
                        f"{[list(x.shape) for x in xs]}: {type(e).__name__}: {e}".splitlines()[0]) from e
     finally:

@@ -1,0 +1,150 @@
+"""Channel-attention fusion: concatenate, project with a 1x1 conv, then re-weight with SE or CBAM.
+
+Papers: Hu, Shen, Sun, *Squeeze-and-Excitation Networks*, CVPR 2018 (``se``);
+Woo, Park, Lee, Kweon, *CBAM: Convolutional Block Attention Module*, ECCV 2018 (``cbam``).
+Canonical code: huggingface/pytorch-image-models ``timm/layers/squeeze_excite.py``
+(``SEModule``) and ``timm/layers/cbam.py`` (``CbamModule``, ``ChannelAttn``, ``SpatialAttn``).
+
+Both blocks first fuse: ``Y = act(norm(W_p cat(X1..Xn)))``, a 1x1 conv from sum(Ci) to C
+(bias only with ``norm=none``; ``norm``/``act`` default to none). Then, with d the
+reduced width (below):
+
+* SE:   ``s = GAP(Y)``; ``g = sigmoid(W2 relu(W1 s + b1) + b2)``; ``out = g * Y``
+  (W1: C->d, W2: d->C, 1x1 convs with bias, as timm's ``SEModule``).
+* CBAM: channel ``Mc = sigmoid(MLP(GAP(Y)) + MLP(GMP(Y)))`` with one shared bias-free
+  MLP ``W1 relu(W0 .)`` (C->d->C); ``Y' = Mc * Y``; spatial
+  ``Ms = sigmoid(f7x7([mean_c(Y'); max_c(Y')]))`` (2->1 channels, no bias); ``out = Ms * Y'``.
+
+Shape contract: inputs (B, Ci, Hi, Wi) aligned to the reference (H, W); output (B, C, H, W).
+
+Parameters (S = sum(Ci); P = S*C + C with ``norm=none``, S*C + 2C with ``norm=bn``):
+
+* SE:   P + C*d + d + d*C + C
+* CBAM: P + 2*C*d + 2*k^2 (``spatial_kernel`` k = 7: 98), + 2 for the BN of variant=reference
+
+Paper vs reference code
+-----------------------
+The reduced width d differs. Papers: d = C*rd_ratio (C/r, r = 16), rounded down, at least 1.
+timm rounds it with ``make_divisible``: SE to a multiple of 8 (at least 8; C = 64 gives
+d = 8, the paper 4), CBAM to the nearest integer (C = 88 gives 6, the paper 5).
+CBAM's spatial branch: the paper writes ``sigmoid(f7x7(.))``; timm's ``SpatialAttn`` uses
+``ConvNormAct(2, 1, 7, apply_act=False)``, a bias-free conv followed by a BatchNorm.
+``variant="reference"`` gives timm's widths and the BatchNorm. (The CBAM authors' own code,
+Jongchan/attention-module, differs again: MLP biases, BN momentum 0.01, [max; mean] order.)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import SpecError
+from .base import ActName, FusionBlock, NormName, create_act, create_norm
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """timm's ``make_divisible``: round ``v`` to the nearest multiple of ``divisor`` (at least
+    ``min_value`` or ``divisor``), going up one step if rounding lost more than ``1 - round_limit``."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < round_limit * v:
+        new_v += divisor
+    return new_v
+
+
+def paper_width(channels: int, rd_ratio: float) -> int:
+    """C/r rounded down, at least 1 (the papers' reduced width)."""
+    return max(1, int(channels * rd_ratio + 1e-9))
+
+
+def _check_ratio(rd_ratio: float) -> None:
+    if not 0 < rd_ratio <= 1:
+        raise SpecError.bad("--set rd_ratio", rd_ratio, "allowed: a float in (0, 1], e.g. 0.0625 (= 1/16)")
+
+
+class _ProjectedAttention(FusionBlock):
+    """Shared front: cat(X1..Xn) -> 1x1 conv (sum Ci -> C) -> norm -> act."""
+
+    min_inputs = 1
+
+    def _build_projection(self, norm: str, act: str) -> None:
+        self.proj = nn.Conv2d(sum(self.in_channels), self.out_channels, kernel_size=1, bias=norm == "none")
+        self.norm = create_norm(norm, self.out_channels)
+        self.act = create_act(act)
+
+    def _fuse(self, xs) -> torch.Tensor:
+        self.check_inputs(xs)
+        x = torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0]
+        return self.act(self.norm(self.proj(x)))
+
+
+class SEFusion(_ProjectedAttention):
+    """Concat, 1x1 conv to ``out_channels``, squeeze-and-excitation gate (timm ``SEModule``).
+
+    Args:
+        rd_ratio: reduction ratio of the excitation MLP (1/r, r = 16).
+        norm, act: normalisation and activation after the 1x1 fusion conv.
+        variant: ``paper`` (d = floor(C*rd_ratio)) or ``reference`` (timm: make_divisible(C*rd_ratio, 8)).
+    """
+
+    kind = "se"
+
+    def __init__(self, in_channels, out_channels, *, rd_ratio: float = 1 / 16, norm: NormName = "none",
+                 act: ActName = "none", variant: Literal["paper", "reference"] = "paper", **align) -> None:
+        super().__init__(in_channels, out_channels, **align)
+        _check_ratio(rd_ratio)
+        self.variant = variant
+        self._build_projection(norm, act)
+        c = out_channels
+        d = make_divisible(c * rd_ratio, 8, round_limit=0.0) if variant == "reference" else paper_width(c, rd_ratio)
+        self.rd_channels = d
+        self.fc1 = nn.Conv2d(c, d, kernel_size=1, bias=True)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(d, c, kernel_size=1, bias=True)
+
+    def forward(self, *xs):
+        y = self._fuse(xs)
+        s = self.fc2(self.relu(self.fc1(y.mean((2, 3), keepdim=True))))
+        return y * torch.sigmoid(s)
+
+
+class CBAMFusion(_ProjectedAttention):
+    """Concat, 1x1 conv to ``out_channels``, CBAM channel then spatial attention (timm ``CbamModule``).
+
+    Args:
+        rd_ratio: reduction ratio of the shared channel MLP (1/r, r = 16).
+        spatial_kernel: kernel of the spatial attention conv (7 in the paper).
+        norm, act: normalisation and activation after the 1x1 fusion conv.
+        variant: ``paper`` (d = floor(C*rd_ratio); spatial conv then sigmoid) or ``reference``
+            (timm: d = make_divisible(C*rd_ratio, 1, round_limit=0); spatial conv, BatchNorm, sigmoid).
+    """
+
+    kind = "cbam"
+
+    def __init__(self, in_channels, out_channels, *, rd_ratio: float = 1 / 16, spatial_kernel: int = 7,
+                 norm: NormName = "none", act: ActName = "none", variant: Literal["paper", "reference"] = "paper",
+                 **align) -> None:
+        super().__init__(in_channels, out_channels, **align)
+        _check_ratio(rd_ratio)
+        if spatial_kernel <= 0 or spatial_kernel % 2 == 0:
+            raise SpecError.bad("--set spatial_kernel", spatial_kernel, "allowed: odd positive integers (paper: 7)")
+        self.variant = variant
+        self._build_projection(norm, act)
+        c = out_channels
+        d = make_divisible(c * rd_ratio, 1, round_limit=0.0) if variant == "reference" else paper_width(c, rd_ratio)
+        self.rd_channels = d
+        self.fc1 = nn.Conv2d(c, d, kernel_size=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(d, c, kernel_size=1, bias=False)
+        self.spatial = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
+        self.spatial_norm = nn.BatchNorm2d(1) if variant == "reference" else nn.Identity()
+
+    def forward(self, *xs):
+        y = self._fuse(xs)
+        avg = self.fc2(self.relu(self.fc1(y.mean((2, 3), keepdim=True))))
+        mx = self.fc2(self.relu(self.fc1(y.amax((2, 3), keepdim=True))))
+        y = y * torch.sigmoid(avg + mx)
+        m = torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], dim=1)
+        return y * torch.sigmoid(self.spatial_norm(self.spatial(m)))
