@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -55,11 +56,21 @@ def _setup(device: Device, dtype: DType, threads: int | None):
     return analysis
 
 
-def _run(spec_text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
-         crosscheck=False):
-    spec = resolve_spec(spec_text, inputs=inputs, out=out, options=parse_set(sets), batch=batch)
-    report = analysis.analyze(spec, device=device.value, dtype=dtype.value, threads=threads, time=not no_time,
-                              depth=depth, min_time=min_time, crosscheck=crosscheck)
+@dataclass(frozen=True)
+class SpecFlags:
+    """The flags that override a spec's shapes and options (shared by every spec of a run)."""
+
+    inputs: list[str] | None = None
+    out: int | None = None
+    sets: list[str] | None = None
+    batch: int | None = None
+
+
+def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any]):
+    """Resolve one spec with the flags and analyse it; ``settings`` are :func:`analyze` keywords."""
+    spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
+                        batch=flags.batch)
+    report = analysis.analyze(spec, **settings)
     if report.timing and report.timing.noisy:
         _warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")
@@ -97,8 +108,9 @@ def inspect_cmd(
     fmt = Format.json if as_json else fmt
     try:
         analysis = _setup(device, dtype, threads)
-        report = _run(spec, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
-                      crosscheck)
+        settings = dict(device=device.value, dtype=dtype.value, threads=threads, time=not no_time, depth=depth,
+                        min_time=min_time, crosscheck=crosscheck)
+        report = run_spec(analysis, spec, SpecFlags(inputs, out, sets, batch), settings)
     except FusionError as e:
         fail(e, fmt.value)
     env = Envelope(__version__, analysis.environment(device.value, dtype.value, threads), [report])
@@ -132,13 +144,15 @@ def compare_cmd(
         analysis = _setup(device, dtype, threads)
     except FusionError as e:
         fail(e, fmt.value)
+    flags = SpecFlags(inputs, out, sets, batch)
+    settings = dict(device=device.value, dtype=dtype.value, threads=threads, time=not no_time, depth=depth,
+                    min_time=min_time, crosscheck=crosscheck)
     reports: list = []
     seen: dict[str, int] = {}
     exit_code = 0
     for text in specs:
         try:
-            report = _run(text, inputs, out, sets, batch, device, dtype, threads, no_time, min_time, depth, analysis,
-                          crosscheck)
+            report = run_spec(analysis, text, flags, settings)
         except FusionError as e:
             Console(stderr=True, highlight=False).print(f"fusion: error: {text}: {e.message}", markup=False)
             reports.append(ErrorEntry(text, e.to_dict()))
