@@ -6,7 +6,7 @@ Numbers are raw (counts, bytes, milliseconds); only the table renderer humanises
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -36,6 +36,15 @@ class Timing:
     threads: int
     warmup: int
     noisy: bool
+    mode: str = "forward"  # or "forward+backward"
+    channels_last: bool = False
+    compiled: bool = False
+    compile_ms: float | None = None  # the first (compiling) call, timed on its own
+    cuda_peak_bytes: int | None = None  # torch.cuda.max_memory_allocated over the timed runs
+    dtype_mode: str = "cast"  # low precision by casting weights and inputs, or "autocast"
+    gflops_per_s: float | None = None  # forward FLOPs / median (forward mode only)
+    gbytes_per_s: float | None = None  # bytes moved / median (forward mode only)
+    samples_per_s: float | None = None  # batch / median
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,12 +66,15 @@ class Report:
     crosscheck: dict[str, Any] | None = None  # only when requested
     source: str = ""
     description: str = ""
+    sweep: dict[str, Any] | None = None  # only in sweeps: {"spec", "index", "values"} of the grid point
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["timing"] = self.timing.to_dict() if self.timing else None
         if self.crosscheck is None:
             del d["crosscheck"]
+        if self.sweep is None:
+            del d["sweep"]
         return d
 
     @property
@@ -76,9 +88,13 @@ class ErrorEntry:
 
     name: str
     error: dict[str, Any]
+    sweep: dict[str, Any] | None = None  # only in sweeps: the grid point that failed
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "error": self.error}
+        d = {"name": self.name, "error": self.error}
+        if self.sweep is not None:
+            d["sweep"] = self.sweep
+        return d
 
 
 RATIO_METRICS = ("params", "macs", "flops", "latency_ms")
@@ -111,6 +127,11 @@ class Envelope:
     environment: dict[str, Any]
     reports: list[Report | ErrorEntry]
     baseline: str | None = None
+    pareto_metrics: list[str] | None = None  # compare: metrics of the Pareto front (see fusioncli.pareto)
+    pareto_front: list[str] = field(default_factory=list)  # names on that front
+    best: dict[str, list[str]] | None = None  # compare: metric -> names with the lowest value
+    sweep: dict[str, Any] | None = None  # sweep: specs, grid, shard, fitted exponents (see fusioncli.sweep)
+    notes: list[str] = field(default_factory=list)  # one-line remarks every format shows
 
     def ratio_table(self) -> dict[str, dict[str, float | None]]:
         base = next((r for r in self.reports if isinstance(r, Report) and r.name == self.baseline), None)
@@ -125,6 +146,8 @@ class Envelope:
             d = r.to_dict()
             if self.baseline is not None and isinstance(r, Report):
                 d["ratios"] = table.get(r.name)
+            if self.pareto_metrics is not None and isinstance(r, Report):
+                d["pareto"] = r.name in self.pareto_front
             reports.append(d)
         d = {
             "schema_version": SCHEMA_VERSION,
@@ -134,8 +157,36 @@ class Envelope:
         }
         if self.baseline is not None:
             d["baseline"] = self.baseline
+        if self.pareto_metrics is not None:
+            d["pareto_metrics"] = list(self.pareto_metrics)
+        if self.best is not None:
+            d["best"] = self.best
+        if self.sweep is not None:
+            d["sweep"] = self.sweep
+        if self.notes:
+            d["notes"] = list(self.notes)
         return d
 
     @property
     def failed(self) -> list[ErrorEntry]:
         return [r for r in self.reports if isinstance(r, ErrorEntry)]
+
+
+def _known(cls, d: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+def entry_from_dict(d: dict) -> Report | ErrorEntry:
+    """A report (or error row) back from its JSON form, as ``fusion merge`` reads it.
+
+    Keys this version does not know (``ratios``, ``pareto``, later additions) are ignored.
+    Raises ``KeyError`` or ``TypeError`` on something that is not a report.
+    """
+    if "error" in d:
+        return ErrorEntry(d["name"], d["error"], d.get("sweep"))
+    d = _known(Report, d)
+    timing = d.get("timing")
+    d["timing"] = Timing(**_known(Timing, timing)) if timing else None
+    d["layers"] = [Layer(**_known(Layer, x)) for x in d.get("layers", [])]
+    return Report(**d)

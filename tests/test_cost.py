@@ -116,3 +116,12 @@ def test_meta_counting_is_resolution_independent_in_memory():
     r = analyze("concat", inputs=["64x4096x4096", "64x4096x4096"], out=64, time=False)
     assert r.cost["macs"] == 128 * 64 * 4096 * 4096
     assert r.memory["peak_activation_bytes"] == 3 * 64 * 4096 * 4096 * 4
+
+
+def test_counter_leaves_no_global_module_hooks():
+    from torch.nn.modules import module as nn_module
+
+    before = (len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks))
+    count(lambda x: torch.fft.fft2(x).real, (1, 2, 4, 4))  # re-enters the mode to try a decomposition
+    count(torch.nn.Conv2d(2, 2, 1, device="meta"), (1, 2, 4, 4))
+    assert (len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks)) == before

@@ -12,6 +12,7 @@ Passes per report:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -19,10 +20,11 @@ from torchinfo import summary
 
 from .. import __version__, registry
 from ..errors import FusionError, RunError, SpecError
-from ..report import Layer, Report
+from ..report import Layer, Report, Timing
 from ..spec import Spec, resolve_spec
+from . import guard
 from .cost import CONVENTION, CostCounter
-from .timing import time_forward
+from .timing import TimingMode, time_forward
 
 SEED = 0
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -84,6 +86,24 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
     return rows
 
 
+def _time(spec: Spec, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
+          cost: dict) -> Timing:
+    """Build the block on the real device and time it; add the derived throughput figures."""
+    build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
+    real = build(spec, device, build_dtype)
+    real_xs = make_inputs(spec, device, build_dtype)
+    t = time_forward(real, real_xs, threads=threads, min_time=min_time, mode=mode, dtype=tdtype)
+    seconds = t.median_ms / 1e3
+    forward = not mode.backward
+    return replace(
+        t,
+        dtype_mode="autocast" if mode.autocast else "cast",
+        gflops_per_s=cost["flops"] / seconds / 1e9 if forward and seconds > 0 else None,
+        gbytes_per_s=cost["bytes"]["total"] / seconds / 1e9 if forward and seconds > 0 else None,
+        samples_per_s=spec.batch / seconds if seconds > 0 else None,
+    )
+
+
 def analyze(
     spec: Spec | str,
     *,
@@ -98,15 +118,26 @@ def analyze(
     depth: int = 3,
     min_time: float = 0.4,
     crosscheck: bool = False,
+    timing_mode: TimingMode | None = None,
+    force: bool = False,
 ) -> Report:
-    """Analyse one block. ``spec`` is a :class:`Spec` or a spec string (kind, preset, file)."""
+    """Analyse one block. ``spec`` is a :class:`Spec` or a spec string (kind, preset, file).
+
+    Before any real tensor exists, :mod:`.guard` refuses a run that would not fit in memory;
+    ``force=True`` lifts that guard.
+    """
     if isinstance(spec, str):
         spec = resolve_spec(spec, inputs=inputs, out=out, options=options, batch=batch)
     check_device(device, dtype)
     tdtype = DTYPES[dtype]
+    if timing_mode is not None and timing_mode.autocast and tdtype == torch.float32:
+        raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",
+                        field="--autocast")
 
-    model = build(spec, "meta", tdtype)
-    xs = make_inputs(spec, "meta", tdtype)
+    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, force=force)
+    with guard.meta_errors(spec.name):
+        model = build(spec, "meta", tdtype)
+        xs = make_inputs(spec, "meta", tdtype)
     captured: list[Any] = []
     hook = model.register_forward_hook(lambda m, i, o: captured.append(o))
     counter = CostCounter(root_name=type(model).__name__)
@@ -152,6 +183,10 @@ def analyze(
         "uncounted_ops": cost.uncounted,
     }
 
+    for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck else [])):
+        guard.check_memory(spec.name, memory, cost_dict, device=real_device, dtype=dtype, mode=timing_mode,
+                           force=force)
+
     checks = None
     if crosscheck:
         from .crosscheck import crosscheck as run_crosscheck
@@ -164,9 +199,7 @@ def analyze(
     if time:
         nthreads = threads or torch.get_num_threads()
         try:
-            real = build(spec, device, tdtype)
-            real_xs = make_inputs(spec, device, tdtype)
-            timing = time_forward(real, real_xs, threads=nthreads, min_time=min_time)
+            timing = _time(spec, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost_dict)
         except torch.OutOfMemoryError as e:
             raise RunError(f"{spec.name}: out of memory on {device}: {str(e).splitlines()[0]}") from e
         except RuntimeError as e:

@@ -238,14 +238,21 @@ class CostCounter(TorchDispatchMode):
         self.root_name = root_name
         self.live = 0
         self.peak = 0
+        self._depth = 0
 
     def __enter__(self):
-        self.tracker.__enter__()
+        # the mode is re-entered to count decompositions: register the module hooks once only,
+        # or the outer registration's handles are lost and its global hooks leak
+        if self._depth == 0:
+            self.tracker.__enter__()
+        self._depth += 1
         return super().__enter__()
 
     def __exit__(self, *exc):
         result = super().__exit__(*exc)
-        self.tracker.__exit__()
+        self._depth -= 1
+        if self._depth == 0:
+            self.tracker.__exit__()
         return result
 
     def _release(self, nbytes: int) -> None:

@@ -1,11 +1,20 @@
-"""Latency of a forward pass, with statistics that hold on a noisy machine.
+"""Latency of a block, with statistics that hold on a noisy machine.
 
-Built on ``torch.utils.benchmark.Timer``, which synchronises CUDA and sets the thread
-count for the timed statement. We go past ``blocked_autorange`` because on a slow
-forward it falls to a single measurement (IQR 0), and the first calls of a block
-are much slower than the rest: here we warm up explicitly, then take at least
-``min_runs`` measurements, each of ``number`` calls sized so that one measurement
-lasts about ``min_time / (2 * min_runs)``, until ``min_time`` has passed.
+Built on ``torch.utils.benchmark.Timer``, which synchronises CUDA around the timed
+statement and sets the thread count for it (its default is *one* thread, so the
+count is always passed explicitly). We go past ``blocked_autorange`` and
+``adaptive_autorange`` because on a slow forward the first falls to a single
+measurement (IQR 0) and the second stops after a handful of calls, while the first
+calls of a block are 1.2-30x slower than the rest. Here: explicit warm-up calls,
+then at least ``min_runs`` measurements, each of ``number`` calls sized so that one
+measurement lasts about ``min_time / (2 * min_runs)``, until ``min_time`` has passed.
+
+Modes (:class:`TimingMode`): forward under ``torch.inference_mode()`` (default), or
+forward + backward of ``out.sum()`` with the block still in ``eval()`` (batch-norm uses
+its running statistics, so batch 1 works) and gradients reset each step;
+``channels_last`` memory format for the block and its inputs; ``torch.compile`` (the
+first call, which compiles, is timed separately as ``compile_ms``); lower precision
+either by casting weights and inputs (``cast``) or under ``torch.autocast``.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.utils.benchmark import Timer
@@ -20,6 +30,19 @@ from torch.utils.benchmark import Timer
 from ..report import Timing
 
 NOISY_CV = 0.10  # a coefficient of variation above this is flagged
+
+
+@dataclass(frozen=True)
+class TimingMode:
+    backward: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    autocast: bool = False  # low precision by autocast (weights stay float32) instead of casting
+
+    @property
+    def name(self) -> str:
+        return "forward+backward" if self.backward else "forward"
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -33,7 +56,7 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summarize(per_call_s: Sequence[float], *, calls: int, threads: int, warmup: int) -> Timing:
+def summarize(per_call_s: Sequence[float], *, calls: int, threads: int, warmup: int, **extra) -> Timing:
     """Statistics of per-call times (seconds) -> :class:`Timing` in milliseconds."""
     xs = sorted(per_call_s)
     mean = statistics.fmean(xs)
@@ -49,7 +72,37 @@ def summarize(per_call_s: Sequence[float], *, calls: int, threads: int, warmup: 
         threads=threads,
         warmup=warmup,
         noisy=cv > NOISY_CV,
+        **extra,
     )
+
+
+def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], mode: TimingMode, device_type: str,
+              dtype: torch.dtype):
+    """The callable that is timed: one forward, or one forward + backward."""
+    if mode.autocast:
+        def ctx():
+            return torch.autocast(device_type, dtype=dtype)
+    else:
+        import contextlib
+
+        ctx = contextlib.nullcontext
+
+    if not mode.backward:
+        def step():
+            with torch.inference_mode(), ctx():
+                model(*inputs)
+        return step
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    xs = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
+
+    def step():
+        for p in params:
+            p.grad = None
+        with ctx():
+            out = model(*xs)
+        out.float().sum().backward()
+    return step
 
 
 def time_forward(
@@ -61,12 +114,25 @@ def time_forward(
     min_runs: int = 7,
     max_runs: int = 200,
     warmup: int = 3,
+    mode: TimingMode = TimingMode(),
+    dtype: torch.dtype = torch.float32,
 ) -> Timing:
-    """Time ``model(*inputs)`` under ``torch.inference_mode()``."""
-
-    def step():
-        with torch.inference_mode():
-            model(*inputs)
+    """Time ``model(*inputs)`` in ``mode``; the model and inputs are already on their device."""
+    device_type = inputs[0].device.type if inputs else "cpu"
+    if mode.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        inputs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs]
+    compile_ms = None
+    if mode.compile:
+        model = torch.compile(model, backend=mode.compile_backend)
+    step = make_step(model, inputs, mode, device_type, dtype)
+    cuda = device_type == "cuda"
+    if mode.compile:  # the first call compiles: timed on its own
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        compile_ms = (time.perf_counter() - t0) * 1e3
 
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=threads)
     start = time.perf_counter()
@@ -75,10 +141,15 @@ def time_forward(
     per_call = max((time.perf_counter() - start) / max(warmup, 1), 1e-7)
     # the warm-up includes the slow first calls: re-estimate from one more call
     per_call = min(per_call, timer.timeit(1).mean)
-    target = min_time / (2 * min_runs)
-    number = max(1, int(target / per_call))
+    number = max(1, int(min_time / (2 * min_runs) / per_call))
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_runs or (time.perf_counter() - start < min_time and len(times) < max_runs):
         times.append(timer.timeit(number).mean)
-    return summarize(times, calls=number * len(times), threads=threads, warmup=warmup)
+    return summarize(
+        times, calls=number * len(times), threads=threads, warmup=warmup, mode=mode.name,
+        channels_last=mode.channels_last, compiled=mode.compile, compile_ms=compile_ms,
+        cuda_peak_bytes=torch.cuda.max_memory_allocated() if cuda else None,
+    )

@@ -1,14 +1,13 @@
 """The ``fusion`` command line: a thin Typer layer over :mod:`fusioncli.analysis`.
 
 Exit codes: 0 success; 2 usage or spec error (bad flag, shape, kind, option or preset
-file); 1 run-time failure (device unavailable, out of memory, a block that raises).
+file); 1 run-time failure (device unavailable, out of memory, a block that raises);
+130 interrupted. :mod:`.entry` maps every outcome to these.
 Errors are one line on stderr; ``--debug`` shows the traceback. stdout carries data only.
 Importing this module does not import torch: listing commands and ``--help`` stay fast.
 """
 
 from __future__ import annotations
-
-import sys
 
 import typer
 
@@ -18,7 +17,10 @@ from .state import state
 app = typer.Typer(
     name="fusion",
     help="Explore feature fusion blocks: shapes, parameters, exact MACs/FLOPs, memory and latency.\n\n"
-    "Exit codes: 0 success, 1 run-time failure, 2 usage or spec error.",
+    "Exit codes: 0 success, 1 run-time failure (device absent, out of memory, refused by the memory guard, "
+    "a block that raises), 2 usage or spec error (bad flag, shape, kind, option or preset file), "
+    "130 interrupted (Ctrl-C). Errors are one line on stderr; with --format json, stdout carries "
+    "the error object (see `fusion schema`).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -42,19 +44,6 @@ def _root(
 
 from . import analyze as _analyze  # noqa: E402,F401  (registers inspect, compare)
 from . import listing as _listing  # noqa: E402,F401  (registers blocks, presets)
-
-
-def main() -> None:
-    try:
-        app()
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        sys.stderr.write("fusion: interrupted\n")
-        sys.exit(130)
-    except Exception as e:  # an unexpected failure: one line, unless --debug
-        if state.debug:
-            raise
-        sys.stderr.write(f"fusion: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                         " (run with --debug for the traceback)\n")
-        sys.exit(1)
+from . import sweep as _sweep  # noqa: E402,F401  (registers sweep, merge)
+from . import schema as _schema  # noqa: E402,F401  (registers schema)
+from .entry import main  # noqa: E402,F401  (the console script: one-line errors, exit codes, Ctrl-C)

@@ -14,11 +14,21 @@ from ..errors import FusionError, SpecError
 from ..report import Envelope, ErrorEntry
 from ..spec import parse_set, resolve_spec
 from . import app
-from .errors import fail
+from .comparing import CompareChoice, expand_specs
+from .errors import fail, one_line
+from .options import ForceOpt, OutputOpt
+from .output import atomic_output, check_output
+from .options import BaselineOpt, ParetoOpt, PlotOpt, SortOpt
+from .state import state
 from .options import (
     BatchOpt,
     ByModuleOpt,
+    AutocastOpt,
+    BackwardOpt,
     ByOpOpt,
+    ChannelsLastOpt,
+    CompileBackendOpt,
+    CompileOpt,
     CrosscheckOpt,
     DepthOpt,
     Device,
@@ -32,17 +42,23 @@ from .options import (
     MinTimeOpt,
     NoTimeOpt,
     OutOpt,
+    QuietOpt,
     SetOpt,
     ThreadsOpt,
 )
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bundled preset name or a preset file.")]
-SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names or preset files; "
-                                                                     "the first is the baseline.")]
+SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
+                                                                     "quoted globs of them; the first is the baseline "
+                                                                     "unless --baseline.")]
 
 
 def _warn(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[yellow]fusion: warning:[/yellow] {message}")
+    if state.quiet:
+        return
+    from rich.markup import escape  # names and values come from users: never markup
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]fusion: warning:[/yellow] {escape(message)}")
 
 
 def _setup(device: Device, dtype: DType, threads: int | None):
@@ -54,6 +70,18 @@ def _setup(device: Device, dtype: DType, threads: int | None):
 
         torch.set_num_threads(threads)
     return analysis
+
+
+def timing_settings(*, device, dtype, threads, no_time, min_time, depth, crosscheck=False, backward=False,
+                    channels_last=False, compile=False, compile_backend="inductor", autocast=False,
+                    force=False) -> dict[str, Any]:
+    """The :func:`fusioncli.analysis.analyze` keywords of a run, from the CLI options."""
+    from ..analysis.timing import TimingMode
+
+    mode = TimingMode(backward=backward, channels_last=channels_last, compile=compile,
+                      compile_backend=compile_backend, autocast=autocast)
+    return dict(device=device.value, dtype=dtype.value, threads=threads, time=not no_time, depth=depth,
+                min_time=min_time, crosscheck=crosscheck, timing_mode=mode, force=force)
 
 
 @dataclass(frozen=True)
@@ -79,10 +107,43 @@ def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any
     return report
 
 
-def _emit(env: Envelope, fmt: Format, by_op: bool = False, by_module: bool = False) -> None:
+def _progress(total: int, timed: bool):
+    """A rich progress bar on stderr while several specs run (terminals only; silenced by --quiet)."""
+    console = Console(stderr=True)
+    if state.quiet or total < 2 or not console.is_terminal:
+        return lambda items: items
+
+    def wrap(items):
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("timing" if timed else "counting", total=total)
+            for item in items:
+                bar.update(task, description=f"{'timing' if timed else 'counting'} {item}")
+                yield item
+                bar.advance(task)
+
+    return wrap
+
+
+def _emit(env: Envelope, fmt: Format, by_op: bool = False, by_module: bool = False, output: str | None = None) -> None:
     from ..render import render
 
-    render(env, fmt.value, sys.stdout, by_op=by_op, by_module=by_module)
+    with atomic_output(output) as stream:
+        render(env, fmt.value, stream, by_op=by_op, by_module=by_module)
+
+
+def precheck(spec_text: str, flags: SpecFlags, *, dtype: DType, no_time: bool, crosscheck: bool = False,
+             device: Device = Device.cpu, force: bool = False) -> None:
+    """Size limits and inputs against free RAM, before torch is imported: an absurd shape fails in well under
+    a second (the full memory guard follows the meta pass, in :func:`fusioncli.analysis.analyze`)."""
+    from ..limits import check_inputs_fit, check_shapes
+
+    spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
+                        batch=flags.batch, check_options=False)
+    check_shapes(spec, dtype.value, force=force)
+    if not no_time or crosscheck:
+        check_inputs_fit(spec, dtype.value, device=device.value, force=force)
 
 
 @app.command("inspect")
@@ -101,20 +162,39 @@ def inspect_cmd(
     by_op: ByOpOpt = False,
     by_module: ByModuleOpt = False,
     crosscheck: CrosscheckOpt = False,
+    backward: BackwardOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    compile: CompileOpt = False,
+    compile_backend: CompileBackendOpt = "inductor",
+    autocast: AutocastOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+    output: OutputOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one block and report shapes, layers, parameters, MACs/FLOPs, memory and latency."""
     fmt = Format.json if as_json else fmt
     try:
-        analysis = _setup(device, dtype, threads)
-        settings = dict(device=device.value, dtype=dtype.value, threads=threads, time=not no_time, depth=depth,
-                        min_time=min_time, crosscheck=crosscheck)
-        report = run_spec(analysis, spec, SpecFlags(inputs, out, sets, batch), settings)
+        check_output(output)
     except FusionError as e:
         fail(e, fmt.value)
+    try:
+        precheck(spec, SpecFlags(inputs, out, sets, batch), dtype=dtype, no_time=no_time, crosscheck=crosscheck,
+                 device=device, force=force)
+        analysis = _setup(device, dtype, threads)
+        state.quiet = quiet
+        settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
+                                   depth=depth, crosscheck=crosscheck, backward=backward, channels_last=channels_last,
+                                   compile=compile, compile_backend=compile_backend, autocast=autocast, force=force)
+        report = run_spec(analysis, spec, SpecFlags(inputs, out, sets, batch), settings)
+    except FusionError as e:
+        fail(e, fmt.value, output)
     env = Envelope(__version__, analysis.environment(device.value, dtype.value, threads), [report])
-    _emit(env, fmt, by_op, by_module)
+    try:
+        _emit(env, fmt, by_op, by_module, output=output)
+    except FusionError as e:
+        fail(e, fmt.value)
 
 
 @app.command("compare")
@@ -131,30 +211,54 @@ def compare_cmd(
     min_time: MinTimeOpt = 0.4,
     depth: DepthOpt = 3,
     crosscheck: CrosscheckOpt = False,
+    backward: BackwardOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    compile: CompileOpt = False,
+    compile_backend: CompileBackendOpt = "inductor",
+    autocast: AutocastOpt = False,
+    quiet: QuietOpt = False,
+    baseline: BaselineOpt = None,
+    sort: SortOpt = None,
+    pareto: ParetoOpt = "params,flops,latency",
+    plot: PlotOpt = None,
+    force: ForceOpt = False,
+    output: OutputOpt = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
 ) -> None:
-    """Several blocks side by side, with ratios to the first (the baseline).
+    """Several blocks side by side, with ratios to a baseline, the best values and the Pareto front.
 
-    A spec that fails becomes an error row; the others are still reported and the
-    exit code is that of the first failure.
+    SPECs may be quoted glob patterns of preset files ('presets/*.toml'). A spec that
+    fails becomes an error row; the others are still reported and the exit code is
+    that of the first failure.
     """
     fmt = Format.json if as_json else fmt
     try:
-        analysis = _setup(device, dtype, threads)
+        check_output(output)
     except FusionError as e:
         fail(e, fmt.value)
+    try:
+        specs = expand_specs(specs)
+        choice = CompareChoice.parse(baseline=baseline, sort=sort, pareto=pareto, plot=plot, timed=not no_time)
+        analysis = _setup(device, dtype, threads)
+        choice.check_baseline(specs, inputs=inputs, out=out, sets=sets, batch=batch)
+    except FusionError as e:
+        fail(e, fmt.value, output)
     flags = SpecFlags(inputs, out, sets, batch)
-    settings = dict(device=device.value, dtype=dtype.value, threads=threads, time=not no_time, depth=depth,
-                    min_time=min_time, crosscheck=crosscheck)
+    state.quiet = quiet
+    settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
+                               depth=depth, crosscheck=crosscheck, backward=backward, channels_last=channels_last,
+                               compile=compile, compile_backend=compile_backend, autocast=autocast, force=force)
     reports: list = []
     seen: dict[str, int] = {}
     exit_code = 0
-    for text in specs:
+    progress = _progress(len(specs), not no_time)
+    for text in progress(specs):
         try:
             report = run_spec(analysis, text, flags, settings)
         except FusionError as e:
-            Console(stderr=True, highlight=False).print(f"fusion: error: {text}: {e.message}", markup=False)
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"fusion: error: {text}: {one_line(e.message)}", markup=False)
             reports.append(ErrorEntry(text, e.to_dict()))
             exit_code = exit_code or e.exit_code
             continue
@@ -162,10 +266,16 @@ def compare_cmd(
         if seen[report.name] > 1:  # the same kind twice (e.g. with other --set): keep names unique
             object.__setattr__(report, "name", f"{report.name}#{seen[report.name]}")
         reports.append(report)
-    baseline = next((r.name for r in reports if not isinstance(r, ErrorEntry)), None)
-    env = Envelope(__version__, analysis.environment(device.value, dtype.value, threads), reports,
-                   baseline=baseline or "")
-    _emit(env, fmt)
+    env = choice.apply(Envelope(__version__, analysis.environment(device.value, dtype.value, threads), reports),
+                       specs)
+    try:
+        _emit(env, fmt, output=output)
+    except FusionError as e:
+        fail(e, fmt.value)
+    try:
+        choice.write_plot(env)
+    except FusionError as e:
+        fail(e, "table")
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -14,11 +14,34 @@ from ..report import SCHEMA_VERSION
 from .state import state
 
 
-def fail(err: FusionError, fmt: str = "table") -> NoReturn:
+def one_line(text: str) -> str:
+    """Messages quote user input: keep them on one line whatever it contains."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def error_object(err: FusionError) -> dict:
+    """``{"schema_version": 1, "error": {"type", "message", "field"}}`` (see ``fusion schema``)."""
+    return {"schema_version": SCHEMA_VERSION, "error": {**err.to_dict(), "message": one_line(err.message)}}
+
+
+def report_error(err: FusionError, fmt: str = "table", output: str | None = None) -> None:
+    """The stderr line and, with ``--format json``, the error object (on stdout, or in ``--output`` FILE)."""
     if state.debug:
         traceback.print_exception(err)
-    sys.stderr.write(f"fusion: error: {err.message}\n")
+    sys.stderr.write(f"fusion: error: {one_line(err.message)}\n")
     if fmt == "json":
-        json.dump({"schema_version": SCHEMA_VERSION, "error": err.to_dict()}, sys.stdout)
-        sys.stdout.write("\n")
+        text = json.dumps(error_object(err)) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            from .output import write_atomic
+
+            try:
+                write_atomic(output, text)
+            except FusionError as e:  # the file cannot be written either: say so, keep the first error's code
+                sys.stderr.write(f"fusion: error: {one_line(e.message)}\n")
+
+
+def fail(err: FusionError, fmt: str = "table", output: str | None = None) -> NoReturn:
+    report_error(err, fmt, output)
     raise typer.Exit(err.exit_code)

@@ -42,7 +42,41 @@ MinTimeOpt = Annotated[float, typer.Option("--min-time", metavar="SECONDS", min=
 DepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of the per-layer table.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --format json.")]
+# choosing a design (compare, sweep, merge): see fusioncli.pareto and fusioncli.sweep
+BaselineOpt = Annotated[Optional[str], typer.Option(
+    "--baseline", metavar="NAME", help="Spec (as given) or report name the ratios divide by [default: the first].")]
+SortOpt = Annotated[Optional[str], typer.Option(
+    "--sort", metavar="COLUMN", help="Row order: name, params, macs, flops, bytes, memory or latency (ascending; "
+    "failed specs last) [default: the order given].")]
+ParetoOpt = Annotated[str, typer.Option(
+    "--pareto", metavar="METRICS", help="Comma-separated metrics of the Pareto front (lower is better): params, "
+    "macs, flops, bytes, memory, latency. Latency is left out, with a note, when not timed.")]
+PlotOpt = Annotated[Optional[str], typer.Option(
+    "--plot", metavar="FILE", help="Also draw a picture to FILE.png, .svg or .pdf (needs the extra "
+    "fusioncli[plot], i.e. matplotlib).")]
+VaryOpt = Annotated[Optional[list[str]], typer.Option(
+    "--vary", metavar="NAME=V1,V2,...", help="A swept variable, repeatable for a grid: size (first input's H, "
+    "others scaled alike), channels (first input's C; all widths and --out scaled alike), batch, out, or a block "
+    "option (separate values by ';' when they contain commas).")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", metavar="I/N", help="Run only shard I of N (1-based): grid points k with k mod N = I-1.")]
 ByOpOpt = Annotated[bool, typer.Option("--by-op", help="Add the cost breakdown by aten op (table format).")]
 ByModuleOpt = Annotated[bool, typer.Option("--by-module", help="Add the cost breakdown by module (table format).")]
 CrosscheckOpt = Annotated[bool, typer.Option(
     "--crosscheck", help="Also count with fvcore, torch's FlopCounterMode and torchinfo, and show why they differ.")]
+BackwardOpt = Annotated[bool, typer.Option(
+    "--backward", help="Time forward + backward (a training step's cost) instead of the forward alone.")]
+ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="Time with channels_last memory format.")]
+CompileOpt = Annotated[bool, typer.Option(
+    "--compile", help="Time torch.compile(block); the compiling first call is reported as compile_ms.")]
+CompileBackendOpt = Annotated[str, typer.Option("--compile-backend", metavar="NAME",
+                                                help="torch.compile backend (inductor, aot_eager, eager).")]
+AutocastOpt = Annotated[bool, typer.Option(
+    "--autocast", help="Reach --dtype by torch.autocast (float32 weights) instead of casting weights and inputs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings on stderr.")]
+OutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", metavar="FILE", help="Write the output to FILE atomically (temporary file, then rename); "
+    "nothing on stdout.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Run even when the memory guard estimates the run will not fit (or an input exceeds 2**40 "
+    "elements).")]

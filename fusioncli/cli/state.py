@@ -8,6 +8,7 @@ from dataclasses import dataclass
 @dataclass
 class State:
     debug: bool = False
+    quiet: bool = False
 
 
 state = State()

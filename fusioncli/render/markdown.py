@@ -1,16 +1,26 @@
-"""Markdown: a summary table ready for a paper or a README (units in the headers)."""
+"""Markdown: a summary table ready for a paper or a README (units in the headers).
+
+Compare: the best value of each column in bold, the Pareto front marked ✓. Sweep: one
+row per grid point, then the fitted scaling exponents. Columns empty in every row
+(latency with --no-time) are left out.
+"""
 
 from __future__ import annotations
 
 from typing import TextIO
 
 from ..report import Envelope, Report
-from .rows import HEADERS, summary_rows, used_columns
+from ..sweep import SHORT, SWEEP_METRICS, exponent_table
+from .rows import header, is_best, summary_rows, used_columns
+
+TEXT_COLUMNS = ("name", "block", "inputs", "outputs", "error")
 
 
 def _cell(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "✓" if value else ""
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, int):
@@ -18,18 +28,46 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _exponents(envelope: Envelope, out: TextIO) -> None:
+    rows = exponent_table(envelope.sweep.get("exponents", []))
+    if not rows:
+        return
+    metrics = [m for m in SWEEP_METRICS if any(m in r for r in rows)]
+    out.write("\nFitted scaling exponents k (metric ∝ variable^k; least-squares slope of log metric on log variable)\n\n")
+    out.write("| spec | variable | " + " | ".join(SHORT[m] for m in metrics) + " |\n")
+    out.write("|---|---|" + "---:|" * len(metrics) + "\n")
+    for r in rows:
+        cells = ["" if r.get(m) is None else f"{r[m]:.2f}" for m in metrics]
+        out.write(f"| {_cell(r['spec'])} | {r['variable']} | " + " | ".join(cells) + " |\n")
+
+
 def render_markdown(envelope: Envelope, out: TextIO) -> None:
-    cols = used_columns(envelope)
-    out.write("| " + " | ".join(HEADERS[c] for c in cols) + " |\n")
-    out.write("|" + "|".join("---:" if c not in ("name", "block", "inputs", "outputs", "error") else "---"
-                             for c in cols) + "|\n")
-    for row in summary_rows(envelope):
-        out.write("| " + " | ".join(_cell(row.get(c)) for c in cols) + " |\n")
+    rows = summary_rows(envelope)
+    cols = [c for c in used_columns(envelope) if c == "name" or any(row.get(c) is not None for row in rows)]
+    out.write("| " + " | ".join(header(envelope, c) for c in cols) + " |\n")
+    out.write("|" + "|".join("---" if c in TEXT_COLUMNS or c.startswith("vary:") else ":---:" if c == "pareto"
+                             else "---:" for c in cols) + "|\n")
+    for row in rows:
+        cells = []
+        for c in cols:
+            text = _cell(row.get(c))
+            cells.append(f"**{text}**" if text and is_best(envelope, c, row["name"]) else text)
+        out.write("| " + " | ".join(cells) + " |\n")
     reports = [r for r in envelope.reports if isinstance(r, Report)]
-    if len(reports) == 1 and reports[0].layers:
+    if envelope.sweep:
+        _exponents(envelope, out)
+    elif len(reports) == 1 and reports[0].layers and envelope.baseline is None:
         out.write("\n| layer | type | output shape | params |\n|---|---|---|---:|\n")
         for layer in reports[0].layers:
             shape = "x".join(map(str, layer.output_shape))
             out.write(f"| {'  ' * (layer.depth - 1)}{layer.name} | {layer.type} | {shape} | {layer.params:,} |\n")
+    if envelope.best and len(reports) > 1:
+        out.write("\nBold: the lowest value of its column.")
+        if envelope.pareto_metrics:
+            out.write(f" ✓: on the Pareto front over {', '.join(envelope.pareto_metrics)} "
+                      "(no other design is at least as good on all of them and better on one).")
+        out.write("\n")
+    for note in envelope.notes:
+        out.write(f"\n{note}\n")
     if reports:
         out.write(f"\nCounting convention: {reports[0].cost['convention']}\n")

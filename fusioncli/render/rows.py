@@ -1,28 +1,40 @@
-"""The flat summary row shared by the CSV and Markdown renderers (units in the headers)."""
+"""The flat summary row shared by the CSV and Markdown renderers (units in the headers).
+
+Compare rows add the ratios and the Pareto mark; sweep rows add one column per swept
+variable (``vary:NAME``) before the figures.
+"""
 
 from __future__ import annotations
 
 from ..report import Envelope, ErrorEntry
 from ..spec import format_shape
+from ..sweep import VARIABLE_UNITS
 
 COLUMNS = (
     "name", "block", "inputs", "outputs", "params", "macs", "flops", "bytes_moved", "peak_activation_bytes",
     "latency_median_ms", "latency_iqr_ms", "timed_runs",
-    "params_ratio", "macs_ratio", "flops_ratio", "latency_ratio", "error",
+    "params_ratio", "macs_ratio", "flops_ratio", "latency_ratio", "pareto", "error",
 )
+#: column -> the metric of fusioncli.pareto whose lowest value Envelope.best names
+BEST_COLUMNS = {"params": "params", "macs": "macs", "flops": "flops", "bytes_moved": "bytes",
+                "peak_activation_bytes": "memory", "latency_median_ms": "latency"}
+VARIABLE_HEADERS = {"size": "size (H of input 1, px)", "channels": "channels (C of input 1)", "batch": "batch",
+                    "out": "out (channels)"}
 
 
 def summary_rows(envelope: Envelope) -> list[dict]:
     ratios = envelope.ratio_table()
     rows = []
     for r in envelope.reports:
+        point = {f"vary:{k}": v for k, v in (r.sweep or {}).get("values", {}).items()}
         if isinstance(r, ErrorEntry):
-            rows.append({"name": r.name, "error": r.error["message"]})
+            rows.append({"name": r.name, **point, "error": r.error["message"]})
             continue
         t = r.timing
         ratio = ratios.get(r.name, {})
         rows.append({
             "name": r.name,
+            **point,
             "block": r.block,
             "inputs": " ".join(format_shape(s) for s in r.inputs),
             "outputs": " ".join(format_shape(s) for s in r.outputs),
@@ -38,6 +50,7 @@ def summary_rows(envelope: Envelope) -> list[dict]:
             "macs_ratio": ratio.get("macs"),
             "flops_ratio": ratio.get("flops"),
             "latency_ratio": ratio.get("latency_ms"),
+            "pareto": (r.name in envelope.pareto_front) if envelope.pareto_metrics is not None else None,
             "error": None,
         })
     return rows
@@ -49,14 +62,36 @@ HEADERS = {
     "bytes_moved": "bytes moved (B)", "peak_activation_bytes": "peak activations (B)",
     "latency_median_ms": "latency median (ms)", "latency_iqr_ms": "latency IQR (ms)", "timed_runs": "timed runs",
     "params_ratio": "params (x baseline)", "macs_ratio": "MACs (x baseline)", "flops_ratio": "FLOPs (x baseline)",
-    "latency_ratio": "latency (x baseline)", "error": "error",
+    "latency_ratio": "latency (x baseline)", "pareto": "Pareto front", "error": "error",
 }
+
+
+def header(envelope: Envelope, col: str) -> str:
+    """The header of a column, with its unit (and, for ``pareto``, the metrics of the front)."""
+    if col.startswith("vary:"):
+        name = col[5:]
+        return VARIABLE_HEADERS.get(name, f"{name} (option)")
+    if col == "pareto" and envelope.pareto_metrics:
+        return f"Pareto front ({'+'.join(envelope.pareto_metrics)})"
+    return HEADERS[col]
+
+
+def is_best(envelope: Envelope, col: str, name: str) -> bool:
+    """Whether ``name`` holds the lowest value of column ``col`` (only among two or more reports)."""
+    metric = BEST_COLUMNS.get(col)
+    if not metric or not envelope.best or len(envelope.reports) - len(envelope.failed) < 2:
+        return False
+    return name in envelope.best.get(metric, ())
 
 
 def used_columns(envelope: Envelope) -> list[str]:
     cols = list(COLUMNS)
     if envelope.baseline is None:
         cols = [c for c in cols if not c.endswith("_ratio")]
+    if envelope.pareto_metrics is None:
+        cols.remove("pareto")
     if not envelope.failed:
         cols.remove("error")
+    if envelope.sweep:
+        cols[1:1] = [f"vary:{v}" for v in envelope.sweep.get("vary", {})]
     return cols

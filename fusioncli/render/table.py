@@ -59,8 +59,20 @@ def _summary(r: Report) -> Table:
               f"{r.memory['peak_activation_bytes']:,}")
     if r.timing:
         tm = r.timing
-        t.add_row("latency, median ± IQR (ms)", latency(r),
-                  f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls, {tm.threads} threads")
+        how = [tm.mode, f"{tm.threads} threads"]
+        how += ["channels_last"] * tm.channels_last + ["compiled"] * tm.compiled
+        t.add_row(f"latency, median ± IQR (ms) \\[{', '.join(how)}]", latency(r),
+                  f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
+        if tm.noisy:
+            t.add_row("[yellow]timing noisy[/yellow]", f"CV {tm.cv:.0%} > 10%", "")
+        if tm.compile_ms is not None:
+            t.add_row("compile time (first call, ms)", f"{tm.compile_ms:.1f}", "")
+        if tm.gflops_per_s is not None:
+            t.add_row("achieved GFLOP/s | GB/s", f"{tm.gflops_per_s:.2f} | {tm.gbytes_per_s:.2f}", "")
+        if tm.samples_per_s is not None:
+            t.add_row("throughput (samples/s)", f"{tm.samples_per_s:,.1f}", "")
+        if tm.cuda_peak_bytes is not None:
+            t.add_row("CUDA peak memory (timed runs)", binary(tm.cuda_peak_bytes), f"{tm.cuda_peak_bytes:,}")
     else:
         t.add_row("latency (ms)", "not timed (--no-time)", "")
     if r.cost["uncounted_ops"]:
@@ -130,23 +142,41 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
 
 def render_compare(console: Console, env: Envelope) -> None:
     ratios = env.ratio_table()
-    t = Table(title=f"Comparison (ratios to baseline '{env.baseline}')", header_style="bold")
+    ok = [r for r in env.reports if isinstance(r, Report)]
+    best = env.best if env.best and len(ok) > 1 else {}
+
+    def mark(metric: str, name: str, text: str) -> str:  # the lowest value of a column, in bold green
+        return f"[bold green]{text}[/bold green]" if name in best.get(metric, ()) else text
+
+    pareto = env.pareto_metrics is not None
+    t = Table(title=f"Comparison (ratios to baseline '{env.baseline}'; best of each column in bold green)",
+              header_style="bold")
     for col, just in (("name", "left"), ("block", "left"), ("inputs -> output", "left"), ("params", "right"),
                       ("x", "right"), ("MACs", "right"), ("x", "right"), ("FLOPs", "right"), ("x", "right"),
                       ("peak act.", "right"), ("latency ms (med ± IQR)", "right"), ("x", "right")):
         t.add_column(col, justify=just)
+    if pareto:
+        t.add_column("Pareto", justify="center")
     for r in env.reports:
         if isinstance(r, ErrorEntry):
-            t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * 9)
+            t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * (9 + pareto))
             continue
         q = ratios.get(r.name, {})
         shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
-        t.add_row(r.name, r.block, shapes, si(r.params["total"]), ratio(q.get("params")), si(r.cost["macs"]),
-                  ratio(q.get("macs")), si(r.cost["flops"]), ratio(q.get("flops")),
-                  binary(r.memory["peak_activation_bytes"]), latency(r), ratio(q.get("latency_ms")))
+        t.add_row(r.name, r.block, shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
+                  mark("macs", r.name, si(r.cost["macs"])), ratio(q.get("macs")),
+                  mark("flops", r.name, si(r.cost["flops"])), ratio(q.get("flops")),
+                  mark("memory", r.name, binary(r.memory["peak_activation_bytes"])),
+                  mark("latency", r.name, latency(r)), ratio(q.get("latency_ms")),
+                  *(["✓" if r.name in env.pareto_front else ""] if pareto else []))
     console.print(t)
     for r in env.failed:
         console.print(f"[red]{r.name}: {r.error['message']}[/red]", markup=True)
+    if pareto and env.pareto_metrics:
+        console.print(f"[dim]Pareto: ✓ = no other design is at least as good on all of "
+                      f"{', '.join(env.pareto_metrics)} and better on one[/dim]")
+    for note in env.notes:
+        console.print(f"[dim]{note}[/dim]", markup=True)
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
         console.print(f"[dim]Shapes CxHxW at batch {first.inputs[0][0]}; params in count; MACs = multiply-"
@@ -158,7 +188,11 @@ def render_table(env: Envelope, out: TextIO, *, width: int | None = None, by_op:
                  by_module: bool = False) -> None:
     console = Console(file=out, width=width, highlight=False, soft_wrap=False)
     reports = env.reports
-    if env.baseline is None and len(reports) == 1 and isinstance(reports[0], Report):
+    if env.sweep is not None:
+        from .sweep_table import render_sweep
+
+        render_sweep(console, env)
+    elif env.baseline is None and len(reports) == 1 and isinstance(reports[0], Report):
         render_inspect(console, reports[0], by_op=by_op, by_module=by_module)
     else:
         render_compare(console, env)

@@ -1,0 +1,101 @@
+"""Resource guard: refuse a run that would not fit, before any real tensor is allocated.
+
+Two checks, both lifted by ``force`` (``--force``):
+
+1. Before the meta pass (:func:`check_spec`): the size limits of :mod:`fusioncli.limits`
+   (no input over 2**40 elements; nothing over 2**63 bytes, not even with ``force``) and,
+   when a real run follows, the inputs against the host memory available now.
+2. After the meta pass, before the block is built on a real device (:func:`check_memory`):
+
+   ``need = parameters + buffers + inputs + peak activations``
+
+   from the meta pass's ``report.memory``; with ``--backward`` the parameters' gradients,
+   the inputs' gradients and every activation the forward wrote (``cost.bytes.written``,
+   an upper bound on what autograd saves) are added; under ``--autocast`` the weights
+   and inputs stay float32. On CPU the inputs' float32 draft counts too when the dtype is
+   16-bit. ``need`` is compared with :data:`fusioncli.limits.SAFE_SHARE` (80 %) of the memory
+   available now: ``MemAvailable`` for CPU, ``torch.cuda.mem_get_info`` (free) for CUDA.
+   ``--crosscheck`` runs fvcore on CPU tensors: the same estimate is checked on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import FusionError, RunError
+from ..limits import DTYPE_BYTES, SAFE_SHARE, available_ram, check_inputs_fit, check_shapes, format_bytes
+
+
+def check_spec(spec, dtype: str, *, device: str = "cpu", real_run: bool = True, force: bool = False) -> None:
+    """Size limits, and the inputs against available host memory when a real run follows."""
+    check_shapes(spec, dtype, force=force)
+    if real_run:
+        check_inputs_fit(spec, dtype, device=device, force=force)
+
+
+@contextlib.contextmanager
+def meta_errors(name: str) -> Iterator[None]:
+    """Building a block and its inputs on ``meta`` at extreme sizes: a :class:`RunError`, not a traceback."""
+    try:
+        yield
+    except FusionError:
+        raise
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as e:
+        raise RunError(f"{name}: cannot build the block at these sizes: {type(e).__name__}: "
+                       f"{(str(e).splitlines() or [''])[0]}") from e
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes available now on ``device`` (``None`` where unknown)."""
+    if device.startswith("cuda"):
+        import torch
+
+        try:
+            free, _total = torch.cuda.mem_get_info(torch.device(device))
+        except (RuntimeError, AssertionError):
+            return None
+        return int(free)
+    return available_ram()
+
+
+def required_bytes(memory: dict[str, int], cost: dict[str, Any], *, device: str, dtype: str,
+                   mode: Any = None) -> dict[str, int]:
+    """The estimate of a real run, by part (bytes); see the module docstring."""
+    esize = DTYPE_BYTES.get(dtype, 4)
+    autocast = bool(getattr(mode, "autocast", False))
+    backward = bool(getattr(mode, "backward", False))
+    widen = 4 / esize if autocast else 1  # autocast keeps float32 weights and inputs
+    params = int((memory.get("param_bytes", 0) + memory.get("buffer_bytes", 0)) * widen)
+    inputs = int(memory.get("input_bytes", 0) * widen)
+    parts = {"parameters": params, "inputs": inputs, "peak activations": int(memory.get("peak_activation_bytes", 0))}
+    if device == "cpu" and esize != 4 and not autocast:
+        parts["float32 input draft"] = inputs * 4 // esize
+    if backward:
+        parts["gradients"] = params + inputs
+        parts["saved activations"] = int(cost.get("bytes", {}).get("written", 0))
+    return parts
+
+
+def check_memory(name: str, memory: dict[str, int], cost: dict[str, Any], *, device: str, dtype: str,
+                 mode: Any = None, force: bool = False) -> None:
+    """Refuse a real run on ``device`` whose estimate exceeds the safe share of available memory."""
+    if force:
+        return
+    available = available_memory(device)
+    if available is None:
+        return
+    parts = required_bytes(memory, cost, device=device, dtype=dtype, mode=mode)
+    need = sum(parts.values())
+    if need <= SAFE_SHARE * available:
+        return
+    what = " + ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v)
+    where = "GPU memory free" if device.startswith("cuda") else "host memory available"
+    raise RunError(f"{name}: a run on {device} needs about {format_bytes(need)} ({what}), but "
+                   f"{format_bytes(available)} of {where} allows {format_bytes(SAFE_SHARE * available)} "
+                   f"({SAFE_SHARE:.0%}); use smaller --in/--batch, --no-time to count on the meta device only, "
+                   "or --force to run anyway", field="memory")
+
+
+__all__ = ["available_memory", "check_memory", "check_spec", "meta_errors", "required_bytes"]

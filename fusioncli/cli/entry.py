@@ -1,0 +1,158 @@
+"""The process entry point around the Typer app: exit codes and one-line errors for everything.
+
+Typer's standalone mode prints usage errors as a multi-line box and turns Ctrl-C into
+a silent exit; here the app runs with ``standalone_mode=False`` and every outcome is
+mapped: usage errors (bad flag, bad option value) are one line and exit 2, Ctrl-C is
+"fusion: interrupted" and exit 130, an unexpected exception is one line and exit 1
+(``--debug`` shows its traceback). With ``--format json`` each of them also writes the
+JSON error object, so a script never parses an empty stdout.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+
+from ..errors import FusionError, SpecError, did_you_mean
+from .errors import report_error
+from .state import state
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as _click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as _click_exc
+
+from typer import Abort  # noqa: E402  (typer's own class in 0.29, click's before)
+
+ClickException = _click_exc.ClickException
+NoArgsIsHelpError = getattr(_click_exc, "NoArgsIsHelpError", ())
+
+INTERRUPTED = 130
+
+
+class UsageError(SpecError):
+    """A bad command line caught by the parser (unknown flag, value of the wrong type): exit code 2."""
+
+    kind = "usage_error"
+
+
+class InternalError(FusionError):
+    """An exception nothing anticipated: exit code 1."""
+
+    kind = "internal_error"
+
+
+class Interrupted(FusionError):
+    """Ctrl-C: exit code 130."""
+
+    kind = "interrupted"
+    exit_code = INTERRUPTED
+
+
+def _option_value(args: Sequence[str], names: Sequence[str]) -> str | None:
+    """The last value given on the command line to an option named ``names`` (``--x V``, ``--x=V``, ``-xV``)."""
+    value = None
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        for n in names:
+            if a == n and i + 1 < len(args):
+                value = args[i + 1]
+            elif n.startswith("--") and a.startswith(n + "="):
+                value = a[len(n) + 1:]
+            elif not n.startswith("--") and len(n) == 2 and a.startswith(n) and len(a) > 2 and not a.startswith("--"):
+                value = a[2:]
+    return value
+
+
+def wanted_format(args: Sequence[str]) -> str:
+    args = list(args[:args.index("--")] if "--" in args else args)
+    if "--json" in args:
+        return "json"
+    return _option_value(args, ("--format", "-f")) or "table"
+
+
+def wanted_output(args: Sequence[str]) -> str | None:
+    from .output import check_output
+
+    path = _option_value(args, ("--output", "-o"))
+    try:
+        check_output(path)
+    except FusionError:
+        return None
+    return path
+
+
+def usage_error(e: ClickException, args: Sequence[str]) -> UsageError:
+    """One line naming the field, the bad value and what is allowed, from a parser error."""
+    message = e.format_message().strip().replace("Value error, ", "")
+    param = getattr(e, "param", None)
+    field = None
+    if param is not None:
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+        field = max(opts, key=len) if opts else (param.human_readable_name or param.name)
+        m = re.match(r"Invalid value for [^:]+:\s*(.*)$", message, re.S)
+        reason = m.group(1) if m else message
+        value = _option_value(args, opts) if opts else None
+        choices = re.match(r"'(.*)' is not one of (.*?)\.?$", reason, re.S)
+        if choices:
+            value, allowed = choices.group(1), re.findall(r"'([^']*)'", choices.group(2))
+            message = SpecError.bad(field, value, "allowed: " + ", ".join(allowed), choices=allowed).message
+        elif value is not None:
+            message = f"{field}: invalid value {value!r}; {reason[:1].lower()}{reason[1:]}"
+        else:
+            message = f"{field}: {reason}"
+    elif getattr(e, "option_name", None):
+        field = e.option_name
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None else "fusion"
+    return UsageError(f"{message.rstrip('.')}; see '{path} --help'", field=field)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0]
+
+
+def run(app, argv: Sequence[str] | None = None) -> int:
+    """Run ``app`` on ``argv`` (default: ``sys.argv[1:]``); return the exit code, print any error as one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    extra = {} if argv is None else {"prog_name": "fusion"}
+    try:
+        rv = app(args=args, standalone_mode=False, **extra)
+    except NoArgsIsHelpError as e:  # bare `fusion`: the help, as Typer shows it
+        if e.format_message().strip():
+            e.show()
+        return e.exit_code
+    except ClickException as e:
+        err = usage_error(e, args)
+        report_error(err, wanted_format(args), wanted_output(args))
+        return err.exit_code
+    except (KeyboardInterrupt, Abort) as e:
+        if isinstance(e, Abort) and not isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            sys.stderr.write("fusion: aborted\n")
+            return 1
+        rv = INTERRUPTED
+    except FusionError as e:  # raised outside a command's own handling
+        report_error(e, wanted_format(args), wanted_output(args))
+        return e.exit_code
+    except Exception as e:
+        if state.debug:
+            raise
+        err = InternalError(f"internal error: {type(e).__name__}: {_first_line(e)} (run with --debug for the "
+                            "traceback)")
+        report_error(err, wanted_format(args), wanted_output(args))
+        return err.exit_code
+    if rv == INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130; an --output FILE is left as it was
+        has_output = _option_value(args, ("--output", "-o")) is not None
+        report_error(Interrupted("interrupted"), "table" if has_output else wanted_format(args))
+        return INTERRUPTED
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from . import app
+
+    code = run(app, argv)
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,320 @@
+"""``fusion sweep`` and ``fusion merge``: a grid of shapes and options, scaling exponents, shards.
+
+The grid, shards, point overrides and the exponent fit live in :mod:`fusioncli.sweep`;
+each point is one ``run_spec`` call, exactly as ``inspect`` would run it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from .. import sweep as S
+from ..errors import FusionError, SpecError
+from ..registry import block_options
+from ..report import SCHEMA_VERSION, Envelope, ErrorEntry
+from ..spec import parse_set, resolve_spec
+from . import app
+from .analyze import SpecFlags, _setup, run_spec, timing_settings
+from .comparing import expand_specs, warn
+from .errors import fail, one_line
+from .options import (
+    AutocastOpt,
+    BackwardOpt,
+    BatchOpt,
+    ChannelsLastOpt,
+    CompileBackendOpt,
+    CompileOpt,
+    Device,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    ForceOpt,
+    InputsOpt,
+    JsonOpt,
+    MinTimeOpt,
+    NoTimeOpt,
+    OutOpt,
+    OutputOpt,
+    PlotOpt,
+    QuietOpt,
+    SetOpt,
+    ShardOpt,
+    ThreadsOpt,
+    VaryOpt,
+)
+from .output import atomic_output, check_output
+from .state import state
+
+
+class SweepFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    markdown = "markdown"
+
+
+SweepFormatOpt = Annotated[SweepFormat, typer.Option(
+    "--format", "-f", help="Output format; jsonl streams one self-contained JSON object per grid point.")]
+SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
+                                                                     "quoted globs of them.")]
+FilesArg = Annotated[list[Path], typer.Argument(metavar="FILES...", help="Outputs of `fusion sweep --format json` "
+                                                                       "or `--format jsonl` (shards of one sweep).")]
+SweepDepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of each report's layer list.")]
+
+TOOL = {"name": "fusioncli", "version": __version__}
+
+
+def _tick(total: int):
+    """A transient progress bar on stderr (terminals only, not with --quiet)."""
+    console = Console(stderr=True)
+    if getattr(state, "quiet", False) or total < 2 or not console.is_terminal:
+        return lambda items: items
+
+    def wrap(items):
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("sweep", total=total)
+            for item in items:
+                yield item
+                bar.advance(task)
+
+    return wrap
+
+
+def _check_options(vary: dict, bases: dict) -> None:
+    """An option varied must be an option of at least one spec's block (typos fail before anything runs)."""
+    names = [v for v in vary if v not in S.RESERVED]
+    blocks = {b.block for b in bases.values() if not isinstance(b, FusionError)}
+    if not names or not blocks:
+        return
+    known = {k for block in blocks for k in block_options(block)}
+    for name in names:
+        if name not in known:
+            raise SpecError.bad("--vary", name, "allowed: size, channels, batch, out or an option of "
+                                + ", ".join(sorted(blocks)) + ": " + ", ".join(sorted(known)),
+                                choices=[*S.RESERVED, *known])
+
+
+def _render(env: Envelope, fmt: SweepFormat, output: str | None) -> None:
+    from ..render import render
+
+    try:
+        with atomic_output(output) as stream:
+            render(env, fmt.value, stream)
+    except FusionError as e:
+        fail(e, "table")
+
+
+def _plot(env: Envelope, path: Path | None) -> None:
+    if path is None:
+        return
+    from ..render.plot import plot_sweep
+
+    try:
+        plot_sweep(env, path)
+    except FusionError as e:
+        fail(e, "table")
+
+
+class _Runner:
+    """Runs grid points one by one (a generator of entries), keeping them and the first failure's exit code."""
+
+    def __init__(self, analysis, settings: dict, bases: dict, flags: SpecFlags) -> None:
+        self.analysis, self.settings, self.bases, self.flags = analysis, settings, bases, flags
+        self.entries: list = []
+        self.exit_code = 0
+
+    def point(self, point: S.Point):
+        base = self.bases[point.spec]
+        if isinstance(base, FusionError):
+            self.exit_code = self.exit_code or base.exit_code
+            return ErrorEntry(point.spec, base.to_dict(), point.to_dict())
+        over = S.apply_point(base, point.values)
+        f = self.flags
+        extra = [f"{k}={v}" for k, v in over.get("options", {}).items()]
+        flags = SpecFlags(inputs=over.get("inputs", f.inputs), out=over.get("out", f.out),
+                          sets=[*(f.sets or []), *extra], batch=over.get("batch", f.batch))
+        try:
+            return replace(run_spec(self.analysis, point.spec, flags, self.settings), sweep=point.to_dict())
+        except FusionError as e:
+            at = ", ".join(f"{k}={v}" for k, v in point.values.items())
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"fusion: error: {point.spec} at {at}: {one_line(e.message)}", markup=False)
+            self.exit_code = self.exit_code or e.exit_code
+            return ErrorEntry(point.spec, e.to_dict(), point.to_dict())
+
+    def __call__(self, points):
+        for point in _tick(len(points))(points):
+            entry = self.point(point)
+            self.entries.append(entry)
+            yield entry
+
+
+@app.command("sweep")
+def sweep_cmd(
+    specs: SpecsArg,
+    vary: VaryOpt = None,
+    shard: ShardOpt = None,
+    inputs: InputsOpt = None,
+    out: OutOpt = None,
+    sets: SetOpt = None,
+    batch: BatchOpt = None,
+    device: DeviceOpt = Device.cpu,
+    dtype: DTypeOpt = DType.float32,
+    threads: ThreadsOpt = None,
+    no_time: NoTimeOpt = False,
+    min_time: MinTimeOpt = 0.4,
+    depth: SweepDepthOpt = 1,
+    backward: BackwardOpt = False,
+    channels_last: ChannelsLastOpt = False,
+    compile: CompileOpt = False,
+    compile_backend: CompileBackendOpt = "inductor",
+    autocast: AutocastOpt = False,
+    quiet: QuietOpt = False,
+    force: ForceOpt = False,
+    plot: PlotOpt = None,
+    output: OutputOpt = None,
+    fmt: SweepFormatOpt = SweepFormat.table,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run SPECs over a grid of sizes, widths, batch sizes or options, and fit how each cost scales.
+
+    Each metric's scaling exponent is the least-squares slope of log(metric) on
+    log(variable): "MACs ∝ size^2.00". With --no-time every point is counted on the
+    meta device (fast at any size). A point that fails becomes an error row; the others
+    are still reported and the exit code is that of the first failure.
+    """
+    fmt = SweepFormat.json if as_json else fmt
+    err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
+    state.quiet = quiet
+    try:
+        check_output(output)
+    except FusionError as e:
+        fail(e, err_fmt)
+    try:
+        specs = list(dict.fromkeys(expand_specs(specs)))
+        grid_vars = S.parse_vary(vary)
+        if not grid_vars:
+            raise SpecError("--vary: at least one is needed, e.g. --vary size=16,32,64", field="--vary")
+        which = S.parse_shard(shard)
+        from ..render.plot import check_plot, plot_variable
+
+        plot_path = check_plot(plot)
+        if plot_path is not None:
+            plot_variable(grid_vars)
+        analysis = _setup(device, dtype, threads)
+        settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
+                                   depth=depth, backward=backward, channels_last=channels_last, compile=compile,
+                                   compile_backend=compile_backend, autocast=autocast, force=force)
+        bases: dict = {}
+        for text in specs:
+            try:
+                bases[text] = resolve_spec(text, inputs=inputs, out=out, options=parse_set(sets), batch=batch)
+            except FusionError as e:
+                if len(specs) == 1:
+                    raise
+                bases[text] = e
+                Console(stderr=True, highlight=False, soft_wrap=True).print(
+                    f"fusion: error: {text}: {one_line(e.message)}", markup=False)
+        _check_options(grid_vars, bases)
+    except FusionError as e:
+        fail(e, err_fmt, output)
+
+    points = S.shard(S.grid(specs, grid_vars), which)
+    definition = S.definition(specs, grid_vars, which)
+    environment = analysis.environment(device.value, dtype.value, threads)
+    run = _Runner(analysis, settings, bases, SpecFlags(inputs, out, sets, batch))
+    if fmt == SweepFormat.jsonl:  # streamed: each line is written as its point completes
+        try:
+            with atomic_output(output) as stream:
+                for entry in run(points):
+                    stream.write(json.dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
+                    stream.flush()
+        except FusionError as e:
+            fail(e, "table")
+    else:
+        for _ in run(points):
+            pass
+    entries = run.entries
+    env = Envelope(__version__, environment, entries, sweep={**definition, "exponents": S.exponents(entries, grid_vars)})
+    if fmt != SweepFormat.jsonl:
+        _render(env, fmt, output)
+    _plot(env, plot_path)
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)
+
+
+def _read(path: Path) -> list[tuple[str, dict]]:
+    """A JSON envelope or JSON lines -> (label, object) pairs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError.bad("FILES", str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError.bad("FILES", str(path), f"cannot be read ({e})") from None
+    try:
+        return [(str(path), json.loads(text))]
+    except json.JSONDecodeError:
+        pass
+    docs = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        if raw.strip():
+            try:
+                docs.append((f"{path}:{n}", json.loads(raw)))
+            except json.JSONDecodeError as e:
+                raise SpecError(f"merge: {path}:{n}: not JSON ({e.msg}); expected the output of "
+                                "`fusion sweep --format json` or `--format jsonl`", field="FILES") from None
+    return docs
+
+
+@app.command("merge")
+def merge_cmd(
+    files: FilesArg,
+    plot: PlotOpt = None,
+    output: OutputOpt = None,
+    fmt: SweepFormatOpt = SweepFormat.table,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge sweep outputs (shards, in any order) into one sweep and fit the scaling exponents again.
+
+    Every file must come from the same sweep (same SPECs and --vary); missing grid
+    points are named in a note, a point given twice is kept once.
+    """
+    fmt = SweepFormat.json if as_json else fmt
+    err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
+    try:
+        check_output(output)
+        from ..render.plot import check_plot, plot_variable
+
+        plot_path = check_plot(plot)
+        docs = [d for f in files for d in _read(f)]
+        merged = S.merge(docs)
+        if plot_path is not None:
+            plot_variable(merged.sweep["vary"])
+    except FusionError as e:
+        fail(e, err_fmt)
+    for note in merged.notes:
+        warn(note)
+    env = Envelope(__version__, merged.environment, merged.entries, sweep=merged.sweep, notes=merged.notes)
+    if fmt == SweepFormat.jsonl:
+        definition = {k: v for k, v in merged.sweep.items() if k != "exponents"}
+        try:
+            with atomic_output(output) as stream:
+                for entry in merged.entries:
+                    stream.write(json.dumps(S.line(merged.environment, TOOL, definition, entry, SCHEMA_VERSION))
+                                 + "\n")
+        except FusionError as e:
+            fail(e, "table")
+    else:
+        _render(env, fmt, output)
+    _plot(env, plot_path)

@@ -1,0 +1,184 @@
+"""Pictures: a sweep's metrics against the swept variable (log-log), a comparison's cost-latency scatter.
+
+matplotlib is an optional extra (``pip install 'fusioncli[plot]'``), imported only here and
+only when a plot is asked for. Figures are drawn with matplotlib's object API on the Agg
+canvas (no GUI, no global pyplot state); the format follows the file's extension.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import RunError, SpecError
+from ..pareto import METRICS, front, value
+from ..report import Envelope, Report
+from ..sweep import SHORT, SWEEP_METRICS, VARIABLE_UNITS, numeric
+
+FORMATS = (".png", ".svg", ".pdf")
+AXIS_LABELS = {
+    "params": "parameters (count)",
+    "macs": "MACs (count, multiply-accumulates)",
+    "flops": "FLOPs (count, fusion-v1)",
+    "bytes": "bytes moved (B)",
+    "memory": "peak activation memory (B)",
+    "latency": "latency, median (ms)",
+}
+VARIABLE_LABELS = {
+    "size": "size: height of the first input (px)",
+    "channels": "channels: width of the first input (count)",
+    "batch": "batch size (count)",
+    "out": "output channels (count)",
+}
+
+
+def check_plot(path: str | None) -> Path | None:
+    """Validate ``--plot FILE`` before any work: extension, folder, and matplotlib installed."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.suffix.lower() not in FORMATS:
+        raise SpecError.bad("--plot", path, "expected a file name ending in " + ", ".join(FORMATS))
+    if not p.parent.is_dir():
+        raise SpecError.bad("--plot", path, f"folder '{p.parent}' does not exist")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RunError("--plot: matplotlib is not installed; install the extra with pip install 'fusioncli[plot]'",
+                       field="--plot") from None
+    return p
+
+
+def _figure(**kw):
+    from matplotlib.figure import Figure
+
+    return Figure(layout="constrained", **kw)
+
+
+def _save(fig, path: Path) -> None:
+    try:
+        if path.suffix.lower() == ".png":
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            FigureCanvasAgg(fig)
+            fig.savefig(path, dpi=150)
+        else:
+            fig.savefig(path)
+    except OSError as e:
+        raise RunError(f"--plot: cannot write {str(path)!r}: {e.strerror or e}", field="--plot") from None
+
+
+def _scale(ax, axis: str, values) -> None:
+    """Log scale; symlog (linear around 0) when a value is 0."""
+    pos = [v for v in values if v is not None and v > 0]
+    if values and len(pos) == len(values):
+        getattr(ax, f"set_{axis}scale")("log")
+    elif pos:
+        getattr(ax, f"set_{axis}scale")("symlog", **{"linthresh": min(pos)})
+
+
+def plot_variable(vary: dict) -> str:
+    """The swept variable on the x axis: the first numeric --vary with two values or more."""
+    for name, vals in vary.items():
+        if numeric(vals) and len(vals) >= 2:
+            return name
+    raise SpecError.bad("--plot", "sweep", "a sweep plot needs a numeric --vary with at least two values "
+                        "(size, channels, batch, out or a numeric option)")
+
+
+def plot_sweep(env: Envelope, path: Path) -> None:
+    """One panel per metric against the swept variable, log-log, one line per spec (and per other values)."""
+    sweep = env.sweep or {}
+    vary = sweep.get("vary", {})
+    var = plot_variable(vary)
+    others = [o for o in vary if o != var]
+    reports = [r for r in env.reports if isinstance(r, Report) and r.sweep]
+    metrics = [m for m in SWEEP_METRICS if any((value(r, m) or 0) > 0 for r in reports)]
+    slopes = {(e["spec"], e["metric"]): e["exponent"] for e in sweep.get("exponents", []) if e["variable"] == var}
+    labels = _spec_labels(reports)
+
+    lines: dict[tuple, list[Report]] = {}
+    for r in reports:
+        key = (r.sweep["spec"], *(r.sweep["values"].get(o) for o in others))
+        lines.setdefault(key, []).append(r)
+
+    ncols = min(3, max(1, len(metrics)))
+    nrows = max(1, math.ceil(len(metrics) / ncols))
+    fig = _figure(figsize=(5.2 * ncols, 4.2 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    xunit = VARIABLE_LABELS.get(var, f"{var} (option value)")
+    colors = [f"C{i % 10}" for i in range(len(lines))]  # one colour per line, the same in every panel
+    for ax, m in zip(axes, metrics):
+        for color, (key, rs) in zip(colors, lines.items()):
+            label = labels[key[0]] + "".join(f", {o}={v}" for o, v in zip(others, key[1:]))
+            pts = sorted((r.sweep["values"][var], value(r, m)) for r in rs)
+            if all(y == 0 for _, y in pts):
+                ax.plot([], [], " ", label=f"{label}: 0 at every point")
+                continue
+            pts = [(x, y) for x, y in pts if y is not None and y > 0]
+            if not pts:
+                continue
+            k = slopes.get((key[0], m))
+            if k is not None:
+                label += rf"  ($\propto$ {var}$^{{{k:.2f}}}$)"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, color=color, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(vary[var]), [str(v) for v in sorted(vary[var])])
+        ax.minorticks_off()
+        ax.set_xlabel(xunit)
+        ax.set_ylabel(AXIS_LABELS[m])
+        ax.set_title(SHORT[m] if m != "memory" else "peak activations")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Scaling with {var} (log-log; exponent = least-squares slope)", fontsize=11)
+    _save(fig, path)
+
+
+def _spec_labels(reports: list[Report]) -> dict[str, str]:
+    """Spec as given -> the name of its reports (falls back to the spec text)."""
+    labels: dict[str, str] = {}
+    for r in reports:
+        labels.setdefault(r.sweep["spec"], r.name)
+    return labels
+
+
+def plot_compare(env: Envelope, path: Path) -> None:
+    """FLOPs against latency (or, untimed, FLOPs against params), each design a point, the front drawn."""
+    reports = [r for r in env.reports if isinstance(r, Report)]
+    timed = bool(reports) and all(r.latency_ms is not None for r in reports)
+    xm, ym = ("flops", "latency") if timed else ("flops", "params")
+    pts = {r.name: (value(r, xm), value(r, ym)) for r in reports}
+    plane = front(pts)
+    on_front = set(env.pareto_front)
+    fig = _figure(figsize=(7.5, 5.5))
+    ax = fig.add_subplot()
+    for group, style in ((False, dict(color="0.55", marker="o", s=30)), (True, dict(color="tab:red", marker="*", s=110))):
+        names = [n for n in pts if (n in on_front) is group]
+        if not names:
+            continue
+        metrics = ", ".join(SHORT[m] for m in (env.pareto_metrics or []))
+        label = f"on the Pareto front ({metrics})" if group else "dominated"
+        ax.scatter([pts[n][0] for n in names], [pts[n][1] for n in names], label=label, zorder=3, **style)
+    for n, (x, y) in pts.items():
+        ax.annotate(n, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    stair = sorted(pts[n] for n in plane)
+    if len(stair) >= 2:
+        ax.step([p[0] for p in stair], [p[1] for p in stair], where="post", linestyle="--", color="tab:red",
+                alpha=0.6, label=f"Pareto front of {SHORT[xm]} and {SHORT[ym]}")
+    _scale(ax, "x", [p[0] for p in pts.values()])
+    _scale(ax, "y", [p[1] for p in pts.values()])
+    ax.set_xlabel(AXIS_LABELS[xm] + " (log)")
+    ax.set_ylabel(AXIS_LABELS[ym] + " (log)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    what = "Latency" if timed else "Parameters (not timed: --no-time)"
+    first = reports[0] if reports else None
+    shapes = f", batch {first.inputs[0][0]}" if first else ""
+    ax.set_title(f"{what} against FLOPs{shapes}; lower-left is better", fontsize=10)
+    _save(fig, path)
+
+
+__all__ = ["check_plot", "plot_sweep", "plot_compare", "plot_variable", "METRICS"]

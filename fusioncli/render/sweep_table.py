@@ -1,0 +1,55 @@
+"""Rich tables for a sweep: one row per grid point, then the fitted scaling exponents."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..report import Envelope, ErrorEntry
+from ..spec import format_shape
+from ..sweep import SWEEP_METRICS, exponent_text
+from .table import binary, latency, si
+
+
+def render_sweep(console: Console, env: Envelope) -> None:
+    sweep = env.sweep or {}
+    vary = list(sweep.get("vary", {}))
+    shard = sweep.get("shard")
+    where = f"shard {shard['index']}/{shard['count']}: " if shard else ""
+    t = Table(title=f"Sweep ({where}{len(env.reports)} of {sweep.get('points', len(env.reports))} grid points)",
+              header_style="bold")
+    for col in ("name", *vary, "inputs -> output", "params", "MACs", "FLOPs", "bytes moved", "peak act.",
+                "latency ms (med ± IQR)"):
+        t.add_column(col, justify="left" if col in ("name", "inputs -> output") else "right")
+    for r in env.reports:
+        values = [str((r.sweep or {}).get("values", {}).get(v, "")) for v in vary]
+        if isinstance(r, ErrorEntry):
+            t.add_row(escape(r.name), *values, f"[red]error: {escape(r.error['message'])}[/red]", *["-"] * 6)
+            continue
+        shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+        t.add_row(r.name, *values, shapes, si(r.params["total"]), si(r.cost["macs"]), si(r.cost["flops"]),
+                  binary(r.cost["bytes"]["total"]), binary(r.memory["peak_activation_bytes"]), latency(r))
+    console.print(t)
+
+    exps = sweep.get("exponents", [])
+    if exps:
+        e = Table(title="Scaling exponents (metric ∝ variable^k: least-squares slope of log metric on log variable)",
+                  header_style="bold")
+        metrics = [m for m in SWEEP_METRICS if any(x["metric"] == m for x in exps)]
+        for col in ("spec", "variable", *metrics):
+            e.add_column(col if col in ("spec", "variable") else "")
+        rows: dict[tuple[str, str], dict[str, str]] = {}
+        for x in exps:
+            rows.setdefault((x["spec"], x["variable"]), {})[x["metric"]] = exponent_text(x)
+        for (spec, var), cells in rows.items():
+            e.add_row(spec, var, *(cells.get(m, "-") for m in metrics))
+        console.print(e)
+    elif sweep:
+        console.print("[dim]No scaling exponents: no numeric --vary with two or more values[/dim]")
+    for note in env.notes:
+        console.print(f"[dim]{note}[/dim]")
+    first = next((r for r in env.reports if not isinstance(r, ErrorEntry)), None)
+    if first:
+        console.print(f"[dim]Shapes CxHxW; params in count; MACs = multiply-accumulates; FLOPs: "
+                      f"{first.cost['convention'].split(':')[0]} convention (see README)[/dim]")
