@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.utils.benchmark import Timer
 
 from ..report import Timing
 
@@ -133,6 +132,8 @@ def time_forward(
         if cuda:
             torch.cuda.synchronize()
         compile_ms = (time.perf_counter() - t0) * 1e3
+
+    from torch.utils.benchmark import Timer  # imports setuptools (~0.5 s): only when timing
 
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=threads)
     start = time.perf_counter()
