@@ -12,7 +12,7 @@ STAMP   = $(VENV)/.fusioncli-installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)" hatchling editables
-	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,plot]"
 	touch $(STAMP)
 
 setup: $(STAMP)

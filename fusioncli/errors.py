@@ -35,7 +35,7 @@ class SpecError(FusionError):
     @classmethod
     def bad(cls, field: str, value: object, allowed: str, *, choices: Iterable[str] = ()) -> SpecError:
         """``field: invalid value 'x'; allowed: ... (did you mean 'y'?)``"""
-        text = f"{field}: invalid value {value!r}; {allowed}"
+        text = f"{field}: invalid value {shorten(value)}; {allowed}"
         hint = did_you_mean(str(value), choices)
         if hint:
             text += f" (did you mean {hint!r}?)"
@@ -49,6 +49,16 @@ class RunError(FusionError):
     kind = "run_error"
 
 
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut in the middle when longer than ``limit`` (messages stay readable)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2]}...{text[-(limit // 2 - 3):]}"
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str | None:
+    if len(value) > 100:  # nothing registered is that long; difflib would only be slow
+        return None
     matches = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None

@@ -20,13 +20,14 @@ Preset file format::
 from __future__ import annotations
 
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import registry
-from .errors import SpecError
+from .errors import SpecError, shorten
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,7 @@ else:  # pragma: no cover
 
 Shape = tuple[int, int, int]
 PRESET_KEYS = {"name", "block", "description", "source", "inputs", "out", "batch", "options"}
+MAX_PRESET_BYTES = 1 << 20
 SHAPE_HELP = "expected CxHxW with three positive integers, e.g. 64x56x56"
 
 
@@ -49,6 +51,7 @@ class Spec:
     description: str = ""
     source: str = ""
     path: str | None = None  # the preset file, if any
+    inputs_field: str = "--in"  # where the input shapes came from, for messages ("FILE: inputs" or "--in")
 
 
 def parse_shape(text: Any, field: str = "--in") -> Shape:
@@ -104,6 +107,37 @@ def bundled_presets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(d.glob("*.toml"))} if d.is_dir() else {}
 
 
+def _toml_error(label: str, path: Path, err: Exception) -> str:
+    """``preset: FILE, line L, column C: TOML syntax error: what (the line: '...')``."""
+    text = str(err)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", text)
+    if m:
+        what = text[:m.start()]
+        line, col = int(m.group(1)), int(m.group(2))
+        try:
+            source = path.read_text(encoding="utf-8").splitlines()[line - 1].strip()
+        except (OSError, UnicodeDecodeError, IndexError):
+            source = ""
+        shown = f" (the line: {source[:60]!r})" if source else ""
+        return f"preset: {label}, line {line}, column {col}: TOML syntax error: {what}{shown}"
+    what = re.sub(r"\s*\(at end of document\)\s*$", "", text)
+    if what != text:
+        return f"preset: {label}, at the end of the file: TOML syntax error: {what}"
+    return f"preset: {label}: TOML syntax error: {text}"
+
+
+def _check_preset_file(path: Path, label: str) -> None:
+    """A regular file of reasonable size: /dev/zero, a FIFO or a huge file never hang or fill memory."""
+    st = path.stat()  # FileNotFoundError and other OSErrors are reported by the caller
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(label)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(f"preset: {label!r} is not a regular file; expected a preset file (.toml)", field="preset")
+    if st.st_size > MAX_PRESET_BYTES:
+        raise SpecError(f"preset: {label!r} is {st.st_size:,} bytes; allowed: at most {MAX_PRESET_BYTES:,} "
+                        "(a preset is a few lines of TOML)", field="preset")
+
+
 def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     """Read and validate a TOML preset file.
 
@@ -113,13 +147,17 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     path = Path(path)
     label = str(path)
     try:
+        _check_preset_file(path, label)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"preset: file {label!r} not found", field="preset") from None
+    except IsADirectoryError:
+        raise SpecError(f"preset: {label!r} is a directory; expected a preset file (.toml)", field="preset") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"preset: cannot read {label!r}: {e}", field="preset") from None
+        raise SpecError(f"preset: cannot read {shorten(label)}: {getattr(e, 'strerror', None) or e}",
+                        field="preset") from None
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"preset: {label}: TOML syntax error: {e}", field="preset") from None
+        raise SpecError(_toml_error(label, path, e), field="preset") from None
     unknown = set(data) - PRESET_KEYS
     if unknown:
         key = sorted(unknown)[0]
@@ -152,7 +190,15 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
         description=data.get("description", ""),
         source=data.get("source", ""),
         path=str(path),
+        inputs_field=f"{label}: inputs" if "inputs" in data else "--in",
     )
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, an embedded NUL
+        return False
 
 
 def resolve_spec(
@@ -162,26 +208,32 @@ def resolve_spec(
     out: int | None = None,
     options: dict[str, Any] | None = None,
     batch: int | None = None,
+    check_options: bool = True,
 ) -> Spec:
-    """Turn a spec string plus flag overrides into a validated :class:`Spec`."""
+    """Turn a spec string plus flag overrides into a validated :class:`Spec`.
+
+    ``check_options=False`` leaves block options untyped (no block class, so no torch):
+    enough for the size checks the command line makes before importing torch.
+    """
     presets = bundled_presets()
     if spec in {b for b in registry.list_fusions()}:
         info = registry.get_info(spec)
         base = Spec(name=spec, block=spec, inputs=[parse_shape(s) for s in info.inputs], out=info.out)
     elif spec in presets:
-        base = load_preset(presets[spec])
-    elif spec.endswith(".toml") or "/" in spec or Path(spec).is_file():
-        base = load_preset(spec)
+        base = load_preset(presets[spec], check_options=check_options)
+    elif spec.endswith(".toml") or "/" in spec or _is_file(spec):
+        base = load_preset(spec, check_options=check_options)
     else:
         names = [*registry.list_fusions(), *presets]
         raise SpecError.bad("SPEC", spec, "expected a block kind, a bundled preset name or a preset file path "
                             "(see `fusion blocks` and `fusion presets`)", choices=names)
     if inputs:
         base.inputs = [parse_shape(s) for s in inputs]
+        base.inputs_field = "--in"
     if out is not None:
         base.out = _positive_int(out, "--out")
     if batch is not None:
         base.batch = _positive_int(batch, "--batch")
     if options:
-        base.options = {**base.options, **registry.coerce_options(base.block, options)}
+        base.options = {**base.options, **(registry.coerce_options(base.block, options) if check_options else options)}
     return base

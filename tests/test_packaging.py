@@ -1,7 +1,8 @@
-"""The wheel carries the presets, so an installed `fusion` finds them outside a checkout."""
+"""The wheel carries the presets and the JSON Schema, so an installed `fusion` finds them outside a checkout."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -23,3 +24,7 @@ def test_wheel_contains_presets(tmp_path):
     assert "fusioncli/cli/__init__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "fusion = fusioncli.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    # the JSON Schema (a non-Python file) ships inside the package, byte for byte
+    packaged = zipfile.ZipFile(wheel).read("fusioncli/schema/report.schema.json")
+    assert packaged == (ROOT / "fusioncli" / "schema" / "report.schema.json").read_bytes()
+    assert json.loads(packaged)["$defs"]["schema_version"]["const"] == 1

@@ -134,7 +134,7 @@ def analyze(
         raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",
                         field="--autocast")
 
-    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, force=force)
+    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, threads=threads, force=force)
     with guard.meta_errors(spec.name):
         model = build(spec, "meta", tdtype)
         xs = make_inputs(spec, "meta", tdtype)
@@ -150,8 +150,9 @@ def analyze(
         cause = _fusion_cause(e)
         if cause is not None:  # torchinfo wraps errors a block raises: surface the block's own message
             raise cause from None
+        root = e.__cause__ or e  # torchinfo's "Failed to run torchinfo" wraps what the block raised
         raise RunError(f"{spec.name}: forward failed at inputs "
-                       f"{[list(x.shape) for x in xs]}: {type(e).__name__}: {e}".splitlines()[0]) from e
+                       f"{[list(x.shape) for x in xs]}: {type(root).__name__}: {root}".splitlines()[0]) from e
     finally:
         hook.remove()
     cost = counter.result()

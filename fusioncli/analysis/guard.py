@@ -1,10 +1,11 @@
 """Resource guard: refuse a run that would not fit, before any real tensor is allocated.
 
-Two checks, both lifted by ``force`` (``--force``):
+Two checks; ``force`` (``--force``) lifts the memory estimates and the 2**40 limit:
 
-1. Before the meta pass (:func:`check_spec`): the size limits of :mod:`fusioncli.limits`
-   (no input over 2**40 elements; nothing over 2**63 bytes, not even with ``force``) and,
-   when a real run follows, the inputs against the host memory available now.
+1. Before the meta pass (:func:`check_spec`): the limits of :mod:`fusioncli.limits` (no
+   input over 2**40 elements; none over 2**63 bytes and at most 4 threads per CPU, even
+   with ``force``) and, when a real run follows, the inputs against the host memory
+   available now.
 2. After the meta pass, before the block is built on a real device (:func:`check_memory`):
 
    ``need = parameters + buffers + inputs + peak activations``
@@ -25,11 +26,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FusionError, RunError
-from ..limits import DTYPE_BYTES, SAFE_SHARE, available_ram, check_inputs_fit, check_shapes, format_bytes
+from ..limits import (DTYPE_BYTES, SAFE_SHARE, available_ram, check_inputs_fit, check_shapes, check_threads,
+                      format_bytes)
 
 
-def check_spec(spec, dtype: str, *, device: str = "cpu", real_run: bool = True, force: bool = False) -> None:
-    """Size limits, and the inputs against available host memory when a real run follows."""
+def check_spec(spec, dtype: str, *, device: str = "cpu", real_run: bool = True, threads: int | None = None,
+               force: bool = False) -> None:
+    """Size limits and thread count, and the inputs against available host memory when a real run follows."""
+    check_threads(threads)
     check_shapes(spec, dtype, force=force)
     if real_run:
         check_inputs_fit(spec, dtype, device=device, force=force)

@@ -15,7 +15,7 @@ from ..report import Envelope, ErrorEntry
 from ..spec import parse_set, resolve_spec
 from . import app
 from .comparing import CompareChoice, expand_specs
-from .errors import fail, one_line
+from .errors import fail, one_line, report_error
 from .options import ForceOpt, OutputOpt
 from .output import atomic_output, check_output
 from .options import BaselineOpt, ParetoOpt, PlotOpt, SortOpt
@@ -62,6 +62,9 @@ def _warn(message: str) -> None:
 
 
 def _setup(device: Device, dtype: DType, threads: int | None):
+    from ..limits import check_threads
+
+    check_threads(threads)
     from .. import analysis  # torch is imported here, not at start-up
 
     analysis.check_device(device.value, dtype.value)
@@ -274,8 +277,9 @@ def compare_cmd(
         fail(e, fmt.value)
     try:
         choice.write_plot(env)
-    except FusionError as e:
-        fail(e, "table")
+    except FusionError as e:  # the report is out: say why the picture is not, keep the first failure's code
+        report_error(e)
+        exit_code = exit_code or e.exit_code
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -10,12 +10,13 @@ JSON error object, so a script never parses an empty stdout.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Sequence
 
 from ..errors import FusionError, SpecError, did_you_mean
-from .errors import report_error
+from .errors import error_object, report_error
 from .state import state
 
 try:  # typer >= 0.20 vendors click
@@ -88,26 +89,26 @@ def usage_error(e: ClickException, args: Sequence[str]) -> UsageError:
     """One line naming the field, the bad value and what is allowed, from a parser error."""
     message = e.format_message().strip().replace("Value error, ", "")
     param = getattr(e, "param", None)
-    field = None
+    field = getattr(e, "option_name", None)
     if param is not None:
         opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
-        field = max(opts, key=len) if opts else (param.human_readable_name or param.name)
+        field = max(opts, key=len) if opts else str(getattr(param, "metavar", None) or param.name).upper()
         m = re.match(r"Invalid value for [^:]+:\s*(.*)$", message, re.S)
-        reason = m.group(1) if m else message
-        value = _option_value(args, opts) if opts else None
-        choices = re.match(r"'(.*)' is not one of (.*?)\.?$", reason, re.S)
-        if choices:
-            value, allowed = choices.group(1), re.findall(r"'([^']*)'", choices.group(2))
-            message = SpecError.bad(field, value, "allowed: " + ", ".join(allowed), choices=allowed).message
-        elif value is not None:
-            message = f"{field}: invalid value {value!r}; {reason[:1].lower()}{reason[1:]}"
-        else:
-            message = f"{field}: {reason}"
-    elif getattr(e, "option_name", None):
-        field = e.option_name
+        if m:
+            reason = m.group(1).rstrip(".")
+            value = _option_value(args, opts) if opts else None
+            choices = re.match(r"'(.*)' is not one of (.*?)$", reason, re.S)
+            if choices:
+                value, allowed = choices.group(1), re.findall(r"'([^']*)'", choices.group(2))
+                message = SpecError.bad(field, value, "allowed: " + ", ".join(allowed), choices=allowed).message
+            elif value is not None:
+                message = f"{field}: invalid value {value!r}; {reason[:1].lower()}{reason[1:]}"
+            else:
+                message = f"{field}: {reason}"
     ctx = getattr(e, "ctx", None)
     path = ctx.command_path if ctx is not None else "fusion"
-    return UsageError(f"{message.rstrip('.')}; see '{path} --help'", field=field)
+    message = message[:-1] if message.endswith(".") else message
+    return UsageError(f"{message} (see '{path} --help')", field=field)
 
 
 def _first_line(e: BaseException) -> str:
@@ -144,8 +145,9 @@ def run(app, argv: Sequence[str] | None = None) -> int:
         report_error(err, wanted_format(args), wanted_output(args))
         return err.exit_code
     if rv == INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130; an --output FILE is left as it was
-        has_output = _option_value(args, ("--output", "-o")) is not None
-        report_error(Interrupted("interrupted"), "table" if has_output else wanted_format(args))
+        sys.stderr.write("fusion: interrupted\n")
+        if wanted_format(args) == "json" and _option_value(args, ("--output", "-o")) is None:
+            sys.stdout.write(json.dumps(error_object(Interrupted("interrupted"))) + "\n")
         return INTERRUPTED
     return rv if isinstance(rv, int) else 0
 
@@ -155,4 +157,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     code = run(app, argv)
     sys.stdout.flush()
+    sys.stderr.flush()
     sys.exit(code)

@@ -44,16 +44,16 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format
 JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --format json.")]
 # choosing a design (compare, sweep, merge): see fusioncli.pareto and fusioncli.sweep
 BaselineOpt = Annotated[Optional[str], typer.Option(
-    "--baseline", metavar="NAME", help="Spec (as given) or report name the ratios divide by [default: the first].")]
+    "--baseline", metavar="NAME", help="Spec (as given) or report name the ratios divide by (default: the first).")]
 SortOpt = Annotated[Optional[str], typer.Option(
     "--sort", metavar="COLUMN", help="Row order: name, params, macs, flops, bytes, memory or latency (ascending; "
-    "failed specs last) [default: the order given].")]
+    "failed specs last; default: the order given).")]
 ParetoOpt = Annotated[str, typer.Option(
     "--pareto", metavar="METRICS", help="Comma-separated metrics of the Pareto front (lower is better): params, "
     "macs, flops, bytes, memory, latency. Latency is left out, with a note, when not timed.")]
 PlotOpt = Annotated[Optional[str], typer.Option(
     "--plot", metavar="FILE", help="Also draw a picture to FILE.png, .svg or .pdf (needs the extra "
-    "fusioncli[plot], i.e. matplotlib).")]
+    "fusioncli\\[plot], i.e. matplotlib).")]
 VaryOpt = Annotated[Optional[list[str]], typer.Option(
     "--vary", metavar="NAME=V1,V2,...", help="A swept variable, repeatable for a grid: size (first input's H, "
     "others scaled alike), channels (first input's C; all widths and --out scaled alike), batch, out, or a block "

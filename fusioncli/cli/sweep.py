@@ -24,7 +24,7 @@ from ..spec import parse_set, resolve_spec
 from . import app
 from .analyze import SpecFlags, _setup, run_spec, timing_settings
 from .comparing import expand_specs, warn
-from .errors import fail, one_line
+from .errors import fail, one_line, report_error
 from .options import (
     AutocastOpt,
     BackwardOpt,
@@ -115,15 +115,17 @@ def _render(env: Envelope, fmt: SweepFormat, output: str | None) -> None:
         fail(e, "table")
 
 
-def _plot(env: Envelope, path: Path | None) -> None:
-    if path is None:
-        return
-    from ..render.plot import plot_sweep
+def _plot(env: Envelope, path: Path | None, exit_code: int = 0) -> int:
+    """Draw the sweep; on failure say why (the report is already out) and return the exit code to use."""
+    if path is not None:
+        from ..render.plot import plot_sweep
 
-    try:
-        plot_sweep(env, path)
-    except FusionError as e:
-        fail(e, "table")
+        try:
+            plot_sweep(env, path)
+        except FusionError as e:
+            report_error(e)
+            return exit_code or e.exit_code
+    return exit_code
 
 
 class _Runner:
@@ -249,9 +251,9 @@ def sweep_cmd(
     env = Envelope(__version__, environment, entries, sweep={**definition, "exponents": S.exponents(entries, grid_vars)})
     if fmt != SweepFormat.jsonl:
         _render(env, fmt, output)
-    _plot(env, plot_path)
-    if run.exit_code:
-        raise typer.Exit(run.exit_code)
+    exit_code = _plot(env, plot_path, run.exit_code)
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 def _read(path: Path) -> list[tuple[str, dict]]:
@@ -317,4 +319,6 @@ def merge_cmd(
             fail(e, "table")
     else:
         _render(env, fmt, output)
-    _plot(env, plot_path)
+    exit_code = _plot(env, plot_path)
+    if exit_code:
+        raise typer.Exit(exit_code)

@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 
 from ..errors import RunError, SpecError
-from ..pareto import METRICS, front, value
+from ..pareto import front, value
 from ..report import Envelope, Report
-from ..sweep import SHORT, SWEEP_METRICS, VARIABLE_UNITS, numeric
+from ..sweep import SHORT, SWEEP_METRICS, numeric
 
 FORMATS = (".png", ".svg", ".pdf")
 AXIS_LABELS = {
@@ -24,6 +24,7 @@ AXIS_LABELS = {
     "memory": "peak activation memory (B)",
     "latency": "latency, median (ms)",
 }
+STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 VARIABLE_LABELS = {
     "size": "size: height of the first input (px)",
     "channels": "channels: width of the first input (count)",
@@ -93,35 +94,38 @@ def plot_sweep(env: Envelope, path: Path) -> None:
     var = plot_variable(vary)
     others = [o for o in vary if o != var]
     reports = [r for r in env.reports if isinstance(r, Report) and r.sweep]
+    if not reports:
+        raise RunError("--plot: nothing to draw, every grid point failed", field="--plot")
     metrics = [m for m in SWEEP_METRICS if any((value(r, m) or 0) > 0 for r in reports)]
     slopes = {(e["spec"], e["metric"]): e["exponent"] for e in sweep.get("exponents", []) if e["variable"] == var}
     labels = _spec_labels(reports)
 
-    lines: dict[tuple, list[Report]] = {}
-    for r in reports:
-        key = (r.sweep["spec"], *(r.sweep["values"].get(o) for o in others))
-        lines.setdefault(key, []).append(r)
+    specs = list(dict.fromkeys(r.sweep["spec"] for r in reports))
+    combos = list(dict.fromkeys(tuple(r.sweep["values"].get(o) for o in others) for r in reports))
+    color = {s: f"C{i % 10}" for i, s in enumerate(specs)}  # one colour per spec, the same in every panel
+    style = {c: STYLES[i % len(STYLES)] for i, c in enumerate(combos)}  # one line style per value of the others
 
     ncols = min(3, max(1, len(metrics)))
-    nrows = max(1, math.ceil(len(metrics) / ncols))
+    nrows = max(1, math.ceil((len(metrics) + bool(others and len(metrics) % ncols == 0)) / ncols))
     fig = _figure(figsize=(5.2 * ncols, 4.2 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     xunit = VARIABLE_LABELS.get(var, f"{var} (option value)")
-    colors = [f"C{i % 10}" for i in range(len(lines))]  # one colour per line, the same in every panel
     for ax, m in zip(axes, metrics):
-        for color, (key, rs) in zip(colors, lines.items()):
-            label = labels[key[0]] + "".join(f", {o}={v}" for o, v in zip(others, key[1:]))
-            pts = sorted((r.sweep["values"][var], value(r, m)) for r in rs)
-            if all(y == 0 for _, y in pts):
-                ax.plot([], [], " ", label=f"{label}: 0 at every point")
+        for spec in specs:
+            rs = [r for r in reports if r.sweep["spec"] == spec]
+            if all(value(r, m) == 0 for r in rs):
+                ax.plot([], [], " ", label=f"{labels[spec]}: 0 at every point")
                 continue
-            pts = [(x, y) for x, y in pts if y is not None and y > 0]
-            if not pts:
-                continue
-            k = slopes.get((key[0], m))
-            if k is not None:
-                label += rf"  ($\propto$ {var}$^{{{k:.2f}}}$)"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, color=color, label=label)
+            k = slopes.get((spec, m))
+            label = labels[spec] + ("" if k is None else rf"  ($\propto$ {var}$^{{{k:.2f}}}$)")
+            for combo in combos:
+                pts = sorted((r.sweep["values"][var], value(r, m)) for r in rs
+                             if tuple(r.sweep["values"].get(o) for o in others) == combo)
+                pts = [(x, y) for x, y in pts if y is not None and y > 0]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color[spec], linestyle=style[combo],
+                            marker="o", markersize=4, label=label)
+                    label = "_"  # one legend entry per spec
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sorted(vary[var]), [str(v) for v in sorted(vary[var])])
@@ -132,7 +136,13 @@ def plot_sweep(env: Envelope, path: Path) -> None:
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in axes[len(metrics):]:
-        ax.set_visible(False)
+        ax.set_axis_off()
+    if others:  # the key to the line styles, in the first free panel
+        key = axes[len(metrics)]
+        for combo in combos:
+            key.plot([], [], color="0.3", linestyle=style[combo],
+                     label=", ".join(f"{o}={v}" for o, v in zip(others, combo)))
+        key.legend(loc="center", title="line style", fontsize=9)
     fig.suptitle(f"Scaling with {var} (log-log; exponent = least-squares slope)", fontsize=11)
     _save(fig, path)
 
@@ -148,6 +158,8 @@ def _spec_labels(reports: list[Report]) -> dict[str, str]:
 def plot_compare(env: Envelope, path: Path) -> None:
     """FLOPs against latency (or, untimed, FLOPs against params), each design a point, the front drawn."""
     reports = [r for r in env.reports if isinstance(r, Report)]
+    if not reports:
+        raise RunError("--plot: nothing to draw, every spec failed", field="--plot")
     timed = bool(reports) and all(r.latency_ms is not None for r in reports)
     xm, ym = ("flops", "latency") if timed else ("flops", "params")
     pts = {r.name: (value(r, xm), value(r, ym)) for r in reports}
@@ -181,4 +193,4 @@ def plot_compare(env: Envelope, path: Path) -> None:
     _save(fig, path)
 
 
-__all__ = ["check_plot", "plot_sweep", "plot_compare", "plot_variable", "METRICS"]
+__all__ = ["check_plot", "plot_sweep", "plot_compare", "plot_variable"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..report import Envelope, ErrorEntry
 from ..spec import format_shape
-from ..sweep import VARIABLE_UNITS
 
 COLUMNS = (
     "name", "block", "inputs", "outputs", "params", "macs", "flops", "bytes_moved", "peak_activation_bytes",

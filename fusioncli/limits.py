@@ -1,0 +1,117 @@
+"""Size limits and memory headroom that can be checked before any tensor exists.
+
+Torch-free, so the command line refuses an absurd shape in well under a second,
+before it pays for importing torch. The guard that uses the meta-device pass
+(parameters and peak activations, GPU memory) is :mod:`fusioncli.analysis.guard`.
+
+Limits:
+
+- every input tensor (batch x C x H x W) has at most :data:`MAX_ELEMENTS` (2**40, about
+  1.1e12) elements, more than any machine holds; ``--force`` lifts this, for counting on
+  the meta device (``--no-time``);
+- an input of 2**63 bytes or more does not fit torch's 64-bit sizes: refused even with ``--force``;
+- ``--threads`` is at most 4 per CPU;
+- a real run (timing) may use at most :data:`SAFE_SHARE` of the memory available now
+  (``MemAvailable`` of ``/proc/meminfo``); here only the inputs are checked, the full
+  estimate follows the meta pass.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import RunError, SpecError
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+MAX_ELEMENTS = 2**40
+MAX_BYTES = 2**63 - 1  # torch sizes tensors with signed 64-bit integers
+MAX_THREADS_PER_CPU = 4
+SAFE_SHARE = 0.8  # of the memory available now: headroom for the allocator, the OS and everything else
+
+
+def format_bytes(n: float) -> str:
+    """``8589934592`` -> ``'8.0 GiB'`` (binary units, for messages)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(n) < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def available_ram() -> int | None:
+    """Bytes of host memory available now without swapping; ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # other Unixes: free pages (lower than what could be reclaimed)
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def input_elements(spec) -> list[int]:
+    """Elements of each input tensor of a :class:`fusioncli.spec.Spec` (batch included)."""
+    out = []
+    for shape in spec.inputs:
+        n = spec.batch
+        for d in shape:
+            n *= d
+        out.append(n)
+    return out
+
+
+def _inputs_field(spec) -> str:
+    return getattr(spec, "inputs_field", None) or "--in"
+
+
+def check_shapes(spec, dtype: str, *, force: bool = False) -> None:
+    """Refuse inputs too large for any machine (unless ``force``) or for torch's sizes (always)."""
+    esize = DTYPE_BYTES.get(dtype, 4)
+    field = _inputs_field(spec)
+    for i, (shape, n) in enumerate(zip(spec.inputs, input_elements(spec)), 1):
+        text = f"batch x CxHxW = {'x'.join(map(str, (spec.batch, *shape)))}"
+        if n * esize > MAX_BYTES:
+            raise SpecError(f"{field}: input {i} ({text}) is {n:.3g} elements, {format_bytes(n * esize)} as {dtype}, "
+                            "beyond torch's 64-bit tensor sizes; allowed: under 2**63 bytes per input", field=field)
+        if n > MAX_ELEMENTS and not force:
+            raise SpecError(f"{field}: input {i} ({text}) is {n:.3g} elements, {format_bytes(n * esize)} as {dtype}; "
+                            f"allowed: at most 2**40 ({MAX_ELEMENTS:.3g}) elements per input (more than any "
+                            "machine holds); --force counts it anyway on the meta device (with --no-time)",
+                            field=field)
+
+
+def check_threads(threads: int | None) -> None:
+    """More threads than 4 per CPU measures nothing but the scheduler, and 10**5 of them can take the machine down."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and threads > MAX_THREADS_PER_CPU * cpus:
+        raise SpecError.bad("--threads", threads, f"allowed: 1 to {MAX_THREADS_PER_CPU * cpus} "
+                            f"({MAX_THREADS_PER_CPU} per CPU; this machine has {cpus})")
+
+
+def check_inputs_fit(spec, dtype: str, *, device: str = "cpu", force: bool = False) -> None:
+    """Before a real run: refuse when the inputs alone exceed the safe share of available RAM.
+
+    The inputs are drawn in float32 on the host, then cast (and moved): on CPU at a 16-bit
+    dtype both copies exist at once, on CUDA the float32 copy is what the host holds.
+    """
+    if force:
+        return
+    available = available_ram()
+    if available is None:
+        return
+    n = sum(input_elements(spec))
+    esize = DTYPE_BYTES.get(dtype, 4)
+    need = n * 4 + (n * esize if device == "cpu" and esize != 4 else 0)
+    if need > SAFE_SHARE * available:
+        raise RunError(f"{spec.name}: the inputs alone need {format_bytes(need)} of host memory, but "
+                       f"{format_bytes(available)} is available ({SAFE_SHARE:.0%} of it may be used); "
+                       "use smaller --in/--batch, --no-time to count on the meta device only, or --force to run "
+                       "anyway", field="memory")
+
+
+__all__ = ["DTYPE_BYTES", "MAX_ELEMENTS", "SAFE_SHARE", "available_ram", "check_inputs_fit", "check_shapes",
+           "check_threads", "format_bytes", "input_elements"]

@@ -1,0 +1,321 @@
+"""Sweeps: the grid of points, shards of it, applying a point to a spec, fitted scaling exponents, merging.
+
+Torch-free (no typer, no rich either): ``fusion merge`` and the tests use it without loading torch.
+
+Variables of ``--vary NAME=V1,V2,...`` (values separated by commas, or by ``;`` when an
+option's own values contain commas, e.g. ``kernels=1,3;1,3,5``):
+
+``size``      the first input's height becomes S; every input's height and width are scaled
+              by S / H1 (H1: the first input's height before the sweep), rounded to the nearest
+              integer (at least 1), so the ratios between inputs (and H:W) are kept.
+``channels``  the first input's width becomes C; every input width and the output width are
+              scaled by C / C1 (C1: the first input's width before the sweep), rounded, at least 1.
+``batch``     the batch size.
+``out``       the output width alone.
+any other     a block option (as ``--set NAME=V``); numeric when every value is a number.
+
+The grid is the product of the specs (outermost, in the order given) and the values of
+each ``--vary`` (in the order given, the last varying fastest); point ``k`` (0-based, in
+that order) belongs to shard ``(k mod N) + 1`` of ``--shard I/N``, so the shards cover the
+grid exactly once and each gets a mix of small and large points.
+
+The scaling exponent of a metric in a numeric variable is the least-squares slope of
+log(metric) against log(variable). With several ``--vary``, the points are grouped by
+the values of the other variables and the slope is pooled over the groups (one intercept
+per group, one common slope): for a law m = a * v^k * f(others) it is exactly k.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SpecError
+from .pareto import value
+from .report import ErrorEntry, Report, entry_from_dict
+from .spec import Spec, format_shape
+
+RESERVED = ("size", "channels", "batch", "out")
+#: metric -> label with unit (exponent tables, plots); the order of the columns
+SWEEP_METRICS = {
+    "params": "params (count)",
+    "macs": "MACs (count)",
+    "flops": "FLOPs (count)",
+    "bytes": "bytes moved (B)",
+    "memory": "peak activations (B)",
+    "latency": "latency median (ms)",
+}
+SHORT = {"params": "params", "macs": "MACs", "flops": "FLOPs", "bytes": "bytes", "memory": "peak act.",
+         "latency": "latency"}
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int  # position in the whole grid (0-based)
+    spec: str  # the spec as given on the command line
+    values: dict[str, Any]  # variable -> value
+
+    def to_dict(self) -> dict:
+        return {"spec": self.spec, "index": self.index, "values": dict(self.values)}
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def parse_vary(items: Sequence[str] | None) -> dict[str, list[Any]]:
+    """``["size=16,32", "norm=bn,gn"]`` -> ``{"size": [16, 32], "norm": ["bn", "gn"]}``.
+
+    Reserved variables take positive integers; option values stay text unless every one
+    of them is a number (then ints/floats, so that the option is fitted).
+    """
+    out: dict[str, list[Any]] = {}
+    for item in items or []:
+        name, sep, rest = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not rest.strip():
+            raise SpecError.bad("--vary", item, "expected NAME=V1,V2,... e.g. --vary size=16,32,64")
+        if name in out:
+            raise SpecError.bad("--vary", item, f"'{name}' is varied twice; give all its values in one --vary")
+        raw = [v.strip() for v in rest.split(";" if ";" in rest else ",") if v.strip()]
+        if len(set(raw)) != len(raw):
+            raise SpecError.bad(f"--vary {name}", rest, "each value at most once")
+        if name in RESERVED:
+            vals = [_number(v) for v in raw]
+            if not all(isinstance(v, int) and v > 0 for v in vals):
+                raise SpecError.bad(f"--vary {name}", rest, "allowed: comma-separated positive integers")
+            out[name] = vals
+        else:
+            nums = [_number(v) for v in raw]
+            out[name] = nums if all(v is not None for v in nums) else raw
+    return out
+
+
+def numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``: the second of four shards (1-based)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
+        raise SpecError.bad("--shard", text, "expected I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def grid(specs: Sequence[str], vary: dict[str, list[Any]]) -> list[Point]:
+    """Every point, in the deterministic grid order (specs outermost, the last --vary fastest)."""
+    names = list(vary)
+    combos = list(itertools.product(*(vary[n] for n in names)))
+    points = []
+    for spec in specs:
+        for combo in combos:
+            points.append(Point(len(points), spec, dict(zip(names, combo))))
+    return points
+
+
+def shard(points: Sequence[Point], which: tuple[int, int] | None) -> list[Point]:
+    """The points of shard ``I/N``: those whose grid index k has k mod N == I - 1."""
+    if which is None:
+        return list(points)
+    i, n = which
+    return [p for p in points if p.index % n == i - 1]
+
+
+def _scale(x: int, factor: float) -> int:
+    return max(1, math.floor(x * factor + 0.5))
+
+
+def apply_point(base: Spec, values: dict[str, Any]) -> dict[str, Any]:
+    """The flag overrides (``inputs``, ``out``, ``batch``, ``options``) that put ``base`` at a grid point."""
+    inputs = [tuple(s) for s in base.inputs]
+    out = base.out
+    result: dict[str, Any] = {}
+    if "size" in values:
+        f = values["size"] / inputs[0][1]
+        inputs = [(c, _scale(h, f), _scale(w, f)) for c, h, w in inputs]
+        result["inputs"] = inputs
+    if "channels" in values:
+        f = values["channels"] / inputs[0][0]
+        inputs = [(_scale(c, f), h, w) for c, h, w in inputs]
+        out = _scale(out, f)
+        result["inputs"], result["out"] = inputs, out
+    if "out" in values:
+        result["out"] = values["out"]
+    if "batch" in values:
+        result["batch"] = values["batch"]
+    options = {k: v for k, v in values.items() if k not in RESERVED}
+    if options:
+        result["options"] = {k: str(v) for k, v in options.items()}
+    if "inputs" in result:
+        result["inputs"] = [format_shape(s) for s in result["inputs"]]
+    return result
+
+
+def definition(specs: Sequence[str], vary: dict[str, list[Any]], which: tuple[int, int] | None) -> dict:
+    """The JSON description of a sweep (without exponents): what ``fusion merge`` checks shards against."""
+    n = len(specs) * math.prod(len(v) for v in vary.values())
+    return {"specs": list(specs), "vary": {k: list(v) for k, v in vary.items()}, "points": n,
+            "shard": None if which is None else {"index": which[0], "count": which[1]}}
+
+
+# --------------------------------------------------------------------------- exponents
+
+
+def fit_slope(groups: Iterable[Sequence[tuple[float, float]]]) -> tuple[float, float, int] | None:
+    """Pooled least-squares slope of log y on log x over groups of (x, y) points (one intercept per group).
+
+    Returns (slope, r2, points used), or None when no group has two distinct x with y > 0.
+    """
+    sxx = sxy = syy = 0.0
+    used = 0
+    for pts in groups:
+        pts = [(math.log(x), math.log(y)) for x, y in pts if x > 0 and y is not None and y > 0]
+        if len({p[0] for p in pts}) < 2:
+            continue
+        mx = sum(p[0] for p in pts) / len(pts)
+        my = sum(p[1] for p in pts) / len(pts)
+        sxx += sum((x - mx) ** 2 for x, _ in pts)
+        sxy += sum((x - mx) * (y - my) for x, y in pts)
+        syy += sum((y - my) ** 2 for _, y in pts)
+        used += len(pts)
+    if not used:
+        return None
+    slope = sxy / sxx
+    ss_res = syy - slope * sxy
+    r2 = 1.0 if syy <= 1e-24 else min(1.0, max(0.0, 1.0 - ss_res / syy))
+    return slope, r2, used
+
+
+def exponents(entries: Sequence[Report | ErrorEntry], vary: dict[str, list[Any]]) -> list[dict]:
+    """Fitted exponents for each spec x numeric variable x metric (``exponent`` None where no fit exists)."""
+    numeric_vars = [v for v, vals in vary.items() if numeric(vals) and len(vals) >= 2]
+    reports = [e for e in entries if isinstance(e, Report) and e.sweep]
+    specs = list(dict.fromkeys(r.sweep["spec"] for r in reports))
+    out = []
+    for spec in specs:
+        rs = [r for r in reports if r.sweep["spec"] == spec]
+        for var in numeric_vars:
+            others = [o for o in vary if o != var]
+            for metric in SWEEP_METRICS:
+                groups: dict[tuple, list[tuple[float, float]]] = {}
+                for r in rs:
+                    y = value(r, metric)
+                    if y is None:
+                        continue
+                    key = tuple(str(r.sweep["values"].get(o)) for o in others)
+                    groups.setdefault(key, []).append((r.sweep["values"][var], y))
+                if not groups:
+                    continue  # e.g. latency without timing
+                fit = fit_slope(groups.values())
+                out.append({"spec": spec, "variable": var, "metric": metric,
+                            "exponent": None if fit is None else fit[0], "r2": None if fit is None else fit[1],
+                            "points": 0 if fit is None else fit[2]})
+    return out
+
+
+def exponent_table(exps: Sequence[dict]) -> list[dict]:
+    """Pivot: one row per (spec, variable) with each metric's exponent (None: no fit; absent: not measured)."""
+    rows: dict[tuple[str, str], dict] = {}
+    for e in exps:
+        row = rows.setdefault((e["spec"], e["variable"]), {"spec": e["spec"], "variable": e["variable"]})
+        row[e["metric"]] = e["exponent"]
+    return list(rows.values())
+
+
+def exponent_text(e: dict) -> str:
+    """``MACs ∝ size^2.00`` (or ``MACs: no fit`` where no two points with a positive value exist)."""
+    if e["exponent"] is None:
+        return f"{SHORT[e['metric']]}: no fit (0 or one point)"
+    k = 0.0 if abs(e["exponent"]) < 5e-3 else e["exponent"]
+    return f"{SHORT[e['metric']]} ∝ {e['variable']}^{k:.2f}"
+
+
+# --------------------------------------------------------------------------- jsonl lines and merging
+
+
+def line(environment: dict, tool: dict, sweep: dict, entry: Report | ErrorEntry, schema_version: int) -> dict:
+    """One self-contained ``--format jsonl`` line: the sweep's definition and one report with its point."""
+    return {"schema_version": schema_version, "tool": tool, "environment": environment, "sweep": sweep,
+            "report": entry.to_dict()}
+
+
+@dataclass
+class Merged:
+    environment: dict
+    sweep: dict  # definition (shard None) + exponents
+    entries: list[Report | ErrorEntry]
+    notes: list[str]
+
+
+def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
+    """Merge sweep outputs (``--format json`` envelopes and ``--format jsonl`` lines) into one sweep.
+
+    ``documents`` are (label, parsed JSON object). All must come from the same sweep (same
+    specs and --vary); a point seen twice is kept once; missing points are named in a note.
+    """
+    if not documents:
+        raise SpecError("merge: no input; give FILES made by `fusion sweep --format json|jsonl`", field="FILES")
+    ref: dict | None = None
+    environment: dict | None = None
+    envs_differ = False
+    by_index: dict[int, Report | ErrorEntry] = {}
+    duplicates = 0
+    for label, doc in documents:
+        if not isinstance(doc, dict) or not isinstance(doc.get("sweep"), dict):
+            raise SpecError(f"merge: {label}: not a sweep output (no 'sweep' object); "
+                            "allowed: the output of `fusion sweep --format json` or `--format jsonl`", field="FILES")
+        if doc.get("schema_version") != 1:
+            raise SpecError.bad(f"merge: {label}: schema_version", doc.get("schema_version"), "allowed: 1")
+        sweep = doc["sweep"]
+        key = {"specs": sweep.get("specs"), "vary": sweep.get("vary")}
+        if ref is None:
+            ref = key
+            environment = doc.get("environment", {})
+        elif key != ref:
+            raise SpecError(f"merge: {label}: from a different sweep (specs {key['specs']}, vary {key['vary']}; "
+                            f"expected specs {ref['specs']}, vary {ref['vary']})", field="FILES")
+        if doc.get("environment", {}) != environment:
+            envs_differ = True
+        raw = [doc["report"]] if "report" in doc else doc.get("reports", [])
+        for d in raw:
+            try:
+                entry = entry_from_dict(d)
+                index = entry.sweep["index"]
+            except (KeyError, TypeError):
+                raise SpecError(f"merge: {label}: a report without its sweep point "
+                                "(was it made by `fusion sweep`?)", field="FILES") from None
+            if index in by_index:
+                duplicates += 1
+                continue
+            by_index[index] = entry
+    assert ref is not None
+    definition_ = {"specs": ref["specs"], "vary": ref["vary"],
+                   "points": len(ref["specs"]) * math.prod(len(v) for v in ref["vary"].values()), "shard": None}
+    notes = []
+    missing = [i for i in range(definition_["points"]) if i not in by_index]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        notes.append(f"merge: {len(missing)} of {definition_['points']} grid points missing (indices {shown})")
+    if duplicates:
+        notes.append(f"merge: {duplicates} point(s) given more than once; the first copy kept")
+    if envs_differ:
+        notes.append("merge: the inputs come from different environments; latencies are not comparable "
+                     "(environment shown: the first file's)")
+    entries = [by_index[i] for i in sorted(by_index)]
+    definition_["exponents"] = exponents(entries, ref["vary"])
+    return Merged(environment or {}, definition_, entries, notes)

@@ -1,0 +1,451 @@
+"""No input makes `fusion` crash, hang, eat the machine or lose a result.
+
+Bad inputs through the real entry point (`fusioncli.cli.main`, which also maps parser
+errors): exit code, one stderr line naming the field and what is allowed, no traceback.
+The memory guard, --output's atomic writes, Ctrl-C, and failures inside compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from fusioncli.cli import app, main
+from fusioncli.errors import RunError, SpecError
+from fusioncli.spec import Spec
+
+runner = CliRunner()
+TINY = ("--in", "4x4x4", "--in", "4x4x4", "--out", "4")
+
+
+def run_main(*args: str):
+    """The console script in-process: (exit code, stdout, stderr)."""
+    with runner.isolation() as streams:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return code, out, err
+
+
+def assert_one_line_error(code, out, err, expected_code, *needles):
+    assert code == expected_code, (code, out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fusion: error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def _preset(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+# (args, exit code, substrings of the one stderr line); "{tmp}" is replaced by a temporary directory
+BAD = [
+    # shapes: missing dims, zero, negative, non-numbers, too many dims, huge
+    (("inspect", "concat", "--in", "64x32"), 2, ["--in: invalid value '64x32'", "CxHxW"]),
+    (("inspect", "concat", "--in", "0x4x4"), 2, ["--in: invalid value '0x4x4'", "positive"]),
+    (("inspect", "concat", "--in", "4x-4x4"), 2, ["--in: invalid value '4x-4x4'"]),
+    (("inspect", "concat", "--in", "4x4.5x4"), 2, ["--in: invalid value '4x4.5x4'"]),
+    (("inspect", "concat", "--in", "axbxc"), 2, ["--in: invalid value 'axbxc'"]),
+    (("inspect", "concat", "--in", "4x4x4x4"), 2, ["--in: invalid value '4x4x4x4'"]),
+    (("inspect", "concat", "--in", ""), 2, ["--in: invalid value ''"]),
+    (("inspect", "concat", "--in", "100000x100000x100000", "--in", "8x8x8"), 2,
+     ["--in: input 1 (batch x CxHxW = 1x100000x100000x100000) is 1e+15 elements, 3.6 PiB as float32", "2**40",
+      "--force"]),
+    (("inspect", "concat", "--batch", "99999999999", "--no-time"), 2, ["batch x CxHxW = 99999999999x64x32x32"]),
+    (("inspect", "concat", "--in", "99999999999999999999x9x9", "--in", "8x8x8", "--force"), 2,
+     ["--in: input 1", "2**63"]),
+    (("inspect", "concat", "--out", "0"), 2, ["--out: invalid value 0"]),
+    (("inspect", "concat", "--out", "-3"), 2, ["--out: invalid value -3"]),
+    (("inspect", "concat", "--out", "four"), 2, ["--out: invalid value 'four'", "integer"]),
+    (("inspect", "concat", "--batch", "0"), 2, ["--batch: invalid value 0"]),
+    (("inspect", "concat", "--batch", "1.5"), 2, ["--batch: invalid value '1.5'"]),
+    (("inspect", "concat", "--threads", "0"), 2, ["--threads: invalid value '0'"]),
+    (("inspect", "concat", "--threads", "100000"), 2, ["--threads: invalid value 100000", "per CPU"]),
+    (("inspect", "concat", "--min-time", "-1"), 2, ["--min-time: invalid value '-1'"]),
+    (("inspect", "concat", "--depth", "x"), 2, ["--depth: invalid value 'x'"]),
+    # unknown kinds, presets, commands and flags, with "did you mean"
+    (("inspect", "concta"), 2, ["SPEC: invalid value 'concta'", "did you mean 'concat'"]),
+    (("inspect", "unet-skip-concta"), 2, ["did you mean 'unet-skip-concat'"]),
+    (("compare", "add", "gatd", *TINY, "--no-time"), 2, ["gatd", "did you mean 'gated'"]),
+    (("inspct", "concat"), 2, ["No such command 'inspct'", "inspect"]),
+    (("inspect", "concat", "--ot", "4"), 2, ["No such option: --ot", "--out"]),
+    (("inspect",), 2, ["Missing argument 'SPEC'"]),
+    (("inspect", "concat", "--in"), 2, ["--in", "requires an argument"]),
+    # options: unknown, wrong values, wrong types, malformed
+    (("inspect", "concat", "--set", "nrom=bn"), 2, ["--set nrom", "did you mean 'norm'"]),
+    (("inspect", "concat", "--set", "norm=batch"), 2, ["--set norm: invalid value 'batch'", "one of bn|gn|none"]),
+    (("inspect", "concat", "--set", "norm"), 2, ["--set: invalid value 'norm'", "key=value"]),
+    (("inspect", "concat", "--set", "=bn"), 2, ["--set: invalid value '=bn'"]),
+    (("inspect", "multiscale", "--set", "kernels=1,x"), 2, ["--set kernels: invalid value '1,x'", "ints"]),
+    (("inspect", "concat", "--set", "align_corners=maybe"), 2, ["--set align_corners: invalid value 'maybe'"]),
+    (("inspect", "concat", "--set", "align=middle"), 2, ["--set align: invalid value 'middle'", "first"]),
+    # invalid combinations
+    (("inspect", "gated", "--in", "8x4x4"), 2, ["at least 2"]),
+    (("inspect", "dpt", "--in", "64x8x8", "--in", "64x8x8", "--out", "32"), 2, ["--in", "'dpt'"]),
+    (("inspect", "add", *TINY, "--autocast", "--min-time", "0.01"), 2, ["--autocast", "bfloat16"]),
+    # devices and dtypes
+    (("inspect", "concat", "--device", "tpu"), 2, ["--device: invalid value 'tpu'", "cpu, cuda"]),
+    (("inspect", "concat", "--device", "cdua"), 2, ["did you mean 'cuda'"]),
+    (("inspect", "concat", "--dtype", "float64"), 2, ["--dtype: invalid value 'float64'", "float32"]),
+    (("inspect", "concat", "--dtype", "bfloat61"), 2, ["did you mean 'bfloat16'"]),
+    (("inspect", "concat", "--format", "jsn"), 2, ["--format: invalid value 'jsn'", "did you mean 'json'"]),
+    # preset files
+    (("inspect", "missing.toml"), 2, ["missing.toml", "not found"]),
+    (("inspect", "{tmp}"), 2, ["is a directory", "preset file"]),
+    (("inspect", "/dev/zero"), 2, ["'/dev/zero' is not a regular file"]),
+    (("inspect", "a" * 5000), 2, ["SPEC: invalid value 'aaaa", "...", "expected a block kind"]),
+    (("inspect", "a/" * 3000), 2, ["preset: cannot read 'a/a/", "File name too long"]),
+    # --output
+    (("inspect", "add", *TINY, "--no-time", "--output", "{tmp}/no/such/dir/r.json"), 2,
+     ["--output", "does not exist"]),
+    (("inspect", "add", *TINY, "--no-time", "--output", "{tmp}"), 2, ["--output", "not a directory"]),
+]
+
+
+@pytest.mark.parametrize("args,code,needles", BAD, ids=[" ".join(a)[:50] for a, _, _ in BAD])
+def test_bad_input(args, code, needles, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert_one_line_error(*run_main(*args), code, *needles)
+
+
+def test_cuda_absent_is_a_run_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    code, out, err = run_main("inspect", "add", *TINY, "--device", "cuda", "--json")
+    assert_one_line_error(code, out, err, 1, "--device: 'cuda' is not available")
+    assert json.loads(out)["error"] == {"type": "run_error", "field": "--device",
+                                        "message": err.strip().removeprefix("fusion: error: ")}
+
+
+PRESETS = [
+    # (file text, substrings): syntax errors name file, line and column; wrong types name the key
+    ('block = "add"\nout = \n', ["bad.toml, line 2, column 7: TOML syntax error: Invalid value", "'out ='"]),
+    ('block = "add"\n[options\n', ["bad.toml, line 2, column 9: TOML syntax error"]),
+    ('block = "add"\nblock = "concat"\n', ["bad.toml, line 2", "TOML syntax error"]),
+    ('inputs = ["4x4x4",\n', ["bad.toml, at the end of the file: TOML syntax error"]),
+    ('block = "add"\nouts = 4\n', ["bad.toml: key: invalid value 'outs'", "did you mean 'out'"]),
+    ('block = "add"\nout = "four"\n', ["bad.toml: out: invalid value 'four'", "positive integer"]),
+    ('block = "add"\nout = 4.0\n', ["bad.toml: out: invalid value 4.0"]),
+    ('block = "add"\nbatch = true\n', ["bad.toml: batch: invalid value True"]),
+    ('block = "add"\ninputs = "4x4x4"\n', ["bad.toml: inputs: invalid value '4x4x4'", "list"]),
+    ('block = "add"\ninputs = []\n', ["bad.toml: inputs: invalid value []"]),
+    ('block = "add"\ninputs = ["4x4"]\n', ["bad.toml: inputs: invalid value '4x4'", "CxHxW"]),
+    ('block = "add"\ninputs = [[4, 4, 0]]\n', ["bad.toml: inputs: invalid value [4, 4, 0]"]),
+    ('block = "add"\ninputs = [[4, 4, true]]\n', ["bad.toml: inputs: invalid value [4, 4, True]"]),
+    ('block = 3\n', ["bad.toml: block: invalid value 3", "string"]),
+    ('block = "ad"\n', ["block: invalid value 'ad'", "did you mean 'add'"]),
+    ('out = 4\n', ["bad.toml: key 'block' is missing"]),
+    ('block = "add"\nname = 7\n', ["bad.toml: name: invalid value 7", "string"]),
+    ('block = "add"\noptions = 3\n', ["bad.toml: options: invalid value 3", "table"]),
+    ('block = "concat"\n[options]\nnorm = 3\n', ["bad.toml: options norm: invalid value 3", "bn|gn|none"]),
+    ('block = "concat"\n[options]\nnrom = "bn"\n', ["bad.toml: options nrom", "did you mean 'norm'"]),
+    ('block = "multiscale"\n[options]\nkernels = "1,x"\n', ["bad.toml: options kernels: invalid value '1,x'"]),
+    ('block = "concat"\n[options.norm]\nx = 1\n', ["bad.toml: options norm: invalid value {'x': 1}"]),
+    ('block = "add"\ninputs = ["100000x100000x100000"]\n', ["bad.toml: inputs: input 1 (batch x CxHxW = 1x1000", "2**40"]),
+]
+
+
+@pytest.mark.parametrize("text,needles", PRESETS, ids=[t.splitlines()[-1][:30] for t, _ in PRESETS])
+def test_bad_preset_file(text, needles, tmp_path):
+    path = _preset(tmp_path, "bad.toml", text)
+    assert_one_line_error(*run_main("inspect", path, "--no-time"), 2, *needles)
+
+
+def test_huge_preset_file_is_not_read(tmp_path):
+    p = tmp_path / "huge.toml"
+    p.write_bytes(b"#" * (2 << 20))
+    assert_one_line_error(*run_main("inspect", str(p), "--no-time"), 2, "is 2,097,152 bytes; allowed: at most 1,048,576")
+
+
+def test_preset_not_utf8(tmp_path):
+    p = tmp_path / "latin.toml"
+    p.write_bytes(b'block = "add"\ndescription = "caf\xe9"\n')
+    assert_one_line_error(*run_main("inspect", str(p), "--no-time"), 2, "latin.toml", "cannot read")
+
+
+def test_message_with_newline_stays_one_line():
+    code, out, err = run_main("inspect", "concat", "--set", "no\nrm=bn", "--json")
+    assert_one_line_error(code, out, err, 2, "did you mean 'norm'")
+    assert "\\n" in err and json.loads(out)["error"]["type"] == "spec_error"
+
+
+def test_usage_error_json_object():
+    code, out, err = run_main("inspect", "concat", "--device", "tpu", "--format", "json")
+    assert code == 2
+    assert json.loads(out) == {"schema_version": 1, "error": {
+        "type": "usage_error", "field": "--device",
+        "message": "--device: invalid value 'tpu'; allowed: cpu, cuda (did you mean 'cpu'?) (see 'fusion inspect "
+                   "--help')"}}
+
+
+def test_help_and_version_still_exit_0():
+    code, out, _ = run_main("--help")
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "Exit codes: 0 success, 1 run-time failure" in text and "130 interrupted" in text
+    code, out, _ = run_main("--version")
+    assert code == 0 and out.startswith("fusioncli ")
+
+
+# --------------------------------------------------------------------------- resource guard
+
+
+def test_absurd_shape_refused_before_torch_is_imported():
+    code = ("import sys, time; t = time.perf_counter(); from fusioncli.cli import main\n"
+            "try:\n    main(['inspect', 'concat', '--in', '100000x100000x100000', '--in', '100000x100000x100000'])\n"
+            "except SystemExit as e:\n"
+            "    print(e.code, 'torch' in sys.modules, round(time.perf_counter() - t, 2))")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - t0
+    exit_code, torch_imported, seconds = out.stdout.split()
+    assert (exit_code, torch_imported) == ("2", "False"), out.stderr
+    # about 0.5 s here (imports of typer and fusioncli included); generous for a loaded machine
+    assert float(seconds) < 2.0, seconds
+    assert wall < 10, wall
+    assert "2**40" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_inputs_that_do_not_fit_are_refused_before_torch(monkeypatch):
+    import fusioncli.limits as limits
+
+    monkeypatch.setattr(limits, "available_ram", lambda: 1_000_000)  # 1 MB free
+    # 2 x 4x256x256 float32 inputs = 2 MiB > 80 % of 1 MB
+    code, out, err = run_main("inspect", "add", "--in", "4x256x256", "--in", "4x256x256", "--out", "4")
+    assert_one_line_error(code, out, err, 1, "add: the inputs alone need 2.0 MiB", "976.6 KiB is available",
+                          "--force")
+    # counting alone allocates nothing: allowed
+    assert run_main("inspect", "add", "--in", "4x256x256", "--in", "4x256x256", "--out", "4", "--no-time")[0] == 0
+
+
+def test_activations_that_do_not_fit_are_refused_after_the_meta_pass(monkeypatch):
+    import fusioncli.analysis.guard as guard
+
+    # concat 2 x (1, 8, 64, 64) -> 64: inputs 262,144 B; parameters (16*64 + 64) * 4 = 4,352 B;
+    # peak activations: cat 262,144 + conv output 1,048,576 = 1,310,720 B; need 1,577,216 B
+    monkeypatch.setattr(guard, "available_memory", lambda device: 1_500_000)
+    args = ("inspect", "concat", "--in", "8x64x64", "--in", "8x64x64", "--out", "64", "--min-time", "0.01")
+    code, out, err = run_main(*args)
+    assert_one_line_error(code, out, err, 1, "concat: a run on cpu needs about 1.5 MiB",
+                          "parameters 4.2 KiB + inputs 256.0 KiB + peak activations 1.2 MiB", "--force")
+    code, out, err = run_main(*args, "--force", "--json")
+    assert code == 0, err
+    assert json.loads(out)["reports"][0]["timing"]["runs"] >= 1
+
+
+def test_required_bytes_by_part():
+    from fusioncli.analysis.guard import required_bytes
+    from fusioncli.analysis.timing import TimingMode
+
+    memory = {"param_bytes": 100, "buffer_bytes": 20, "input_bytes": 1000, "peak_activation_bytes": 5000}
+    cost = {"bytes": {"written": 7000}}
+    assert required_bytes(memory, cost, device="cpu", dtype="float32") == {
+        "parameters": 120, "inputs": 1000, "peak activations": 5000}
+    # 16-bit on CPU: the float32 draft of the inputs exists while they are cast
+    assert required_bytes(memory, cost, device="cpu", dtype="float16")["float32 input draft"] == 2000
+    assert "float32 input draft" not in required_bytes(memory, cost, device="cuda", dtype="float16")
+    back = required_bytes(memory, cost, device="cpu", dtype="float32", mode=TimingMode(backward=True))
+    assert back["gradients"] == 1120 and back["saved activations"] == 7000
+    auto = required_bytes(memory, cost, device="cuda", dtype="bfloat16", mode=TimingMode(autocast=True))
+    assert auto["parameters"] == 240 and auto["inputs"] == 2000  # weights and inputs stay float32
+
+
+def test_limits_on_specs():
+    from fusioncli.limits import check_shapes
+
+    spec = Spec("s", "add", [(1024, 1024, 1024), (4, 4, 4)], 4, batch=1)  # 2**30 elements: fine
+    check_shapes(spec, "float32")
+    spec.batch = 1025  # 1025 * 2**30 > 2**40
+    with pytest.raises(SpecError, match=r"input 1 \(batch x CxHxW = 1025x1024x1024x1024\)"):
+        check_shapes(spec, "float32")
+    check_shapes(spec, "float32", force=True)
+    spec.inputs = [(2**31, 2**31, 2**31)]
+    with pytest.raises(SpecError, match="2\\*\\*63"):
+        check_shapes(spec, "float32", force=True)
+
+
+def test_available_memory_is_read():
+    from fusioncli.limits import available_ram
+
+    ram = available_ram()
+    assert ram is None or ram > 0
+
+
+def test_python_api_guard(monkeypatch):
+    import fusioncli
+    import fusioncli.analysis.guard as guard
+
+    monkeypatch.setattr(guard, "available_memory", lambda device: 1000)
+    with pytest.raises(RunError, match="needs about"):
+        fusioncli.analyze("add", inputs=["4x8x8", "4x8x8"], out=4, min_time=0.01)
+    report = fusioncli.analyze("add", inputs=["4x8x8", "4x8x8"], out=4, min_time=0.01, force=True)
+    assert report.timing is not None
+    assert fusioncli.analyze("add", inputs=["4x8x8", "4x8x8"], out=4, time=False).timing is None
+
+
+# --------------------------------------------------------------------------- --output, Ctrl-C
+
+
+def test_output_writes_the_file_and_nothing_on_stdout(tmp_path):
+    target = tmp_path / "r.json"
+    code, out, err = run_main("inspect", "add", *TINY, "--no-time", "--json", "--output", str(target))
+    assert (code, out) == (0, "")
+    assert json.loads(target.read_text())["reports"][0]["cost"]["flops"] == 64
+    code, out, _ = run_main("compare", "add", "concat", *TINY, "--no-time", "--format", "csv", "-o", str(target))
+    assert (code, out) == (0, "")
+    assert target.read_text().splitlines()[0].startswith("name,block,")
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_output_keeps_permissions(tmp_path):
+    target = tmp_path / "r.md"
+    target.write_text("old")
+    target.chmod(0o640)
+    assert run_main("inspect", "add", *TINY, "--no-time", "--format", "markdown", "-o", str(target))[0] == 0
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert target.read_text().startswith("|")
+
+
+def test_failed_run_with_output(tmp_path):
+    target = tmp_path / "r.txt"
+    target.write_text("previous report\n")
+    code, out, err = run_main("inspect", "concta", "--output", str(target))
+    assert_one_line_error(code, out, err, 2, "concta")
+    assert out == "" and target.read_text() == "previous report\n"  # table format: the file is left as it was
+    target = tmp_path / "r.json"
+    code, out, err = run_main("inspect", "concta", "--json", "--output", str(target))
+    assert code == 2 and out == ""
+    assert json.loads(target.read_text())["error"]["type"] == "spec_error"  # JSON: the error object, never stale
+
+
+def test_interrupted_render_leaves_no_truncated_file(tmp_path, monkeypatch):
+    import fusioncli.render.json as render_json
+
+    target = tmp_path / "r.json"
+    target.write_text('{"old": true}\n')
+
+    def half_then_ctrl_c(envelope, out):
+        out.write('{"schema_version": 1, "repo')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render_json, "render_json", half_then_ctrl_c)
+    code, out, err = run_main("inspect", "add", *TINY, "--no-time", "--json", "-o", str(target))
+    assert code == 130 and out == ""
+    assert err.strip() == "fusion: interrupted"
+    assert target.read_text() == '{"old": true}\n'
+    assert os.listdir(tmp_path) == ["r.json"]  # no temporary file left
+
+
+def test_ctrl_c_during_analysis_exits_130_with_one_line(monkeypatch):
+    import fusioncli.analysis as analysis
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(analysis, "analyze", interrupted)
+    code, out, err = run_main("compare", "add", "concat", *TINY, "--no-time", "--json")
+    assert code == 130 and err.strip() == "fusion: interrupted"
+    assert json.loads(out)["error"]["type"] == "interrupted"
+
+
+def test_unexpected_exception_is_one_line_and_json(monkeypatch):
+    import fusioncli.analysis as analysis
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(analysis, "analyze", broken)
+    code, out, err = run_main("inspect", "add", *TINY, "--no-time", "--json")
+    assert_one_line_error(code, out, err, 1, "internal error: ZeroDivisionError: division by zero", "--debug")
+    assert json.loads(out)["error"]["type"] == "internal_error"
+
+
+# --------------------------------------------------------------------------- compare keeps the others
+
+
+@pytest.fixture
+def add_fails_at_height_3(monkeypatch):
+    """The 'add' block raises at inputs of height 3 (on meta: at counting; elsewhere: at timing)."""
+    from fusioncli.blocks.add import AddFusion
+
+    forward = AddFusion.forward
+
+    def flaky(self, *xs):
+        if xs[0].shape[-2] == 3:
+            raise RuntimeError("injected failure at height 3")
+        if xs[0].shape[-2] == 5 and xs[0].device.type != "meta":
+            raise RuntimeError("injected failure on the real device")
+        return forward(self, *xs)
+
+    monkeypatch.setattr(AddFusion, "forward", flaky)
+
+
+def test_compare_runtime_failure_keeps_the_others(add_fails_at_height_3):
+    code, out, err = run_main("compare", "concat", "add", "gated", "--in", "4x3x3", "--in", "4x3x3", "--out", "4",
+                              "--no-time", "--json")
+    assert code == 1
+    d = json.loads(out)
+    assert [r["name"] for r in d["reports"]] == ["concat", "add", "gated"]
+    concat, add, gated = d["reports"]
+    assert add["error"]["type"] == "run_error" and "injected failure at height 3" in add["error"]["message"]
+    assert concat["cost"]["macs"] == 8 * 4 * 9 and gated["outputs"] == [[1, 4, 3, 3]]
+    assert err.count("fusion: error:") == 1 and "Traceback" not in err
+
+
+def test_compare_failure_while_timing_keeps_the_others(add_fails_at_height_3):
+    code, out, err = run_main("compare", "add", "concat", "--in", "4x5x5", "--in", "4x5x5", "--out", "4",
+                              "--min-time", "0.01", "--json")
+    assert code == 1
+    add, concat = json.loads(out)["reports"]
+    assert "forward failed on cpu" in add["error"]["message"] and "real device" in add["error"]["message"]
+    assert concat["timing"]["runs"] >= 1 and concat["cost"]["macs"] == 8 * 4 * 25
+
+
+def test_compare_table_error_rows_are_one_line_each():
+    code, out, err = run_main("compare", "concat", "nosuchblock", "add", "gatd", *TINY, "--no-time")
+    assert code == 2
+    assert [line.split(":")[2].strip() for line in err.strip().splitlines()] == ["nosuchblock", "gatd"]
+    assert "concat" in out and "add" in out
+
+
+def test_force_is_accepted_by_the_python_cli_runner():
+    r = runner.invoke(app, ["inspect", "add", *TINY, "--no-time", "--force", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["reports"][0]["name"] == "add"
+
+
+def test_cuda_memory_is_read_from_the_device(monkeypatch):
+    """No GPU needed: torch.cuda.mem_get_info is what the guard reads for CUDA."""
+    import torch
+
+    from fusioncli.analysis import guard
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1_000_000, 80_000_000_000))
+    assert guard.available_memory("cuda") == 1_000_000
+    memory = {"param_bytes": 400_000, "buffer_bytes": 0, "input_bytes": 400_000, "peak_activation_bytes": 200_000}
+    with pytest.raises(RunError, match=r"needs about 976.6 KiB .* 976.6 KiB of GPU memory free allows 781.2 KiB"):
+        guard.check_memory("b", memory, {}, device="cuda", dtype="float32")
+    guard.check_memory("b", memory, {}, device="cuda", dtype="float32", force=True)
+
+    def no_cuda(device=None):
+        raise RuntimeError("Torch not compiled with CUDA enabled")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_cuda)
+    assert guard.available_memory("cuda") is None  # unknown: the guard stands aside
+    guard.check_memory("b", memory, {}, device="cuda", dtype="float32")

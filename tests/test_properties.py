@@ -1,0 +1,152 @@
+"""Property-based: random command lines and random preset files never crash `fusion`.
+
+Whatever the input, the console script exits 0, 1 or 2 with no traceback and no
+"internal error" (an exception nothing anticipated), and when JSON was asked for,
+stdout is JSON that matches the schema. Bounded: --no-time (counting on the meta
+device only) and small shapes, so each example takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from fusioncli import registry
+from fusioncli.cli import main
+from fusioncli.cli.entry import wanted_format
+from fusioncli.spec import PRESET_KEYS, bundled_presets
+
+runner = CliRunner()
+SETTINGS = settings(max_examples=60, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+KINDS = registry.list_fusions()
+OPTION_NAMES = ["norm", "act", "align", "resize_mode", "align_corners", "kernels", "r", "bias", "proj_bias", "heads",
+                "merge", "nrom", "x"]
+
+word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_=,.:;x -/[]{}'\"\\\n\t\u00e9", max_size=10)
+number = st.integers(-3, 12).map(str)
+shape = st.one_of(
+    st.tuples(st.integers(-1, 9), st.integers(-1, 9), st.integers(-1, 9)).map(lambda t: "x".join(map(str, t))),
+    st.sampled_from(["4x4", "4x4x4x4", "", "x", "4 x 4 x 4", "4*4*4", "4,4,4", "1e3x4x4", "100000x100000x100000",
+                     "99999999999999999999x1x1", "0x0x0"]),
+    word,
+)
+set_item = st.one_of(
+    st.tuples(st.sampled_from(OPTION_NAMES), st.one_of(number, word, st.sampled_from(
+        ["bn", "gn", "none", "relu", "true", "false", "1,3,5", "first", "largest", "bilinear", "sum"])))
+    .map(lambda kv: f"{kv[0]}={kv[1]}"),
+    word,
+)
+spec = st.one_of(st.sampled_from(KINDS), st.sampled_from(sorted(bundled_presets())), word)
+flag = st.one_of(
+    st.tuples(st.just("--in"), shape),
+    st.tuples(st.just("--out"), st.one_of(number, word)),
+    st.tuples(st.just("--set"), set_item),
+    st.tuples(st.just("--batch"), st.one_of(number, word)),
+    st.tuples(st.just("--device"), st.sampled_from(["cpu", "cuda", "tpu", ""])),
+    st.tuples(st.just("--dtype"), st.sampled_from(["float32", "bfloat16", "float16", "float64", "int8"])),
+    st.tuples(st.just("--format"), st.sampled_from(["table", "json", "csv", "markdown", "xml"])),
+    st.tuples(st.just("--depth"), st.one_of(number, word)),
+    st.tuples(st.just("--threads"), st.sampled_from(["1", "0", "x"])),
+    st.tuples(st.sampled_from(["--json", "--by-op", "--by-module", "--quiet", "--nonsense"])),
+    st.tuples(word),
+)
+
+
+def run_main(args):
+    with runner.isolation() as streams:
+        try:
+            main(args)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
+
+
+@pytest.fixture(scope="module")
+def validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    from fusioncli.schema import load_schema
+
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def check_outcome(args, validator):
+    code, out, err = run_main(args)
+    assert code in (0, 1, 2), (args, code, err)
+    assert "Traceback" not in err and "internal error" not in err, (args, err)
+    if wanted_format(args) == "json" and args[0] in ("inspect", "compare") and (code == 0 or err):
+        doc = json.loads(out)  # success or failure: stdout is JSON
+        errors = [e.message for e in validator.iter_errors(doc)]
+        assert not errors, (args, errors[:3])
+    return code
+
+
+@SETTINGS
+@given(command=st.sampled_from(["inspect", "compare", "inspect", "blocks", "presets", "explain", "schema"]),
+       specs=st.lists(spec, min_size=0, max_size=3), flags=st.lists(flag, max_size=6))
+def test_random_command_lines_never_crash(command, specs, flags, validator):
+    args = [command, *specs, *(token for group in flags for token in group)]
+    if command in ("inspect", "compare"):
+        args.append("--no-time")
+    check_outcome(args, validator)
+
+
+toml_value = st.recursive(
+    st.one_of(st.integers(-5, 70), st.booleans(), st.floats(-2, 2, allow_nan=False), word,
+              st.sampled_from(["4x4x4", "8x8x8", "4x4", "add", "concat", "bn", "relu", "1,3"])),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def toml_literal(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string is a JSON string for these characters
+    return "[" + ", ".join(toml_literal(x) for x in v) + "]"
+
+
+preset_body = st.one_of(
+    st.fixed_dictionaries(
+        {"block": st.one_of(st.sampled_from(KINDS), toml_value)},
+        optional={"inputs": st.one_of(st.lists(st.sampled_from(["4x4x4", "4x2x2", "8x4x4"]), min_size=1, max_size=3),
+                                      toml_value),
+                  "out": st.one_of(st.integers(-1, 9), toml_value), "batch": st.one_of(st.integers(0, 3), toml_value),
+                  "name": toml_value, "description": toml_value,
+                  "options": st.dictionaries(st.sampled_from(OPTION_NAMES), toml_value, max_size=3),
+                  "extra": toml_value},
+    ).map(lambda d: _render_preset(d)),
+    st.text(max_size=60),  # anything at all, TOML or not
+)
+
+
+def _render_preset(d: dict) -> str:
+    lines = [f"{k} = {toml_literal(v)}" for k, v in d.items() if k != "options"]
+    if "options" in d:
+        lines.append("[options]")
+        lines += [f"{k} = {toml_literal(v)}" for k, v in d["options"].items()]
+    return "\n".join(lines) + "\n"
+
+
+@SETTINGS
+@given(body=preset_body, fmt=st.sampled_from(["table", "json"]))
+def test_random_preset_files_never_crash(body, fmt, tmp_path_factory, validator):
+    path = tmp_path_factory.getbasetemp() / "random-preset.toml"
+    path.write_text(body, encoding="utf-8")
+    code = check_outcome(["inspect", str(path), "--no-time", "--format", fmt], validator)
+    keys = {line.split("=")[0].strip() for line in body.splitlines() if "=" in line}
+    if code == 0:
+        assert keys - {"norm", "act", "align", "resize_mode", "align_corners", "kernels", "r", "bias", "proj_bias",
+                       "heads", "merge"} <= PRESET_KEYS  # unknown top-level keys are never accepted silently
