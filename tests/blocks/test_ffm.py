@@ -10,16 +10,7 @@ from fusioncli import create_fusion
 from fusioncli.analysis import analyze
 from fusioncli.errors import SpecError
 
-
-def randomize_bn(block):
-    gen = torch.Generator().manual_seed(3)
-    for m in block.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.num_features, generator=gen))
-                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+from .helpers import randomize_bn
 
 
 def bn(t, w, p):

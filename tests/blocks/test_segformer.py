@@ -7,20 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from fusioncli import create_fusion
+
+from .helpers import randomize_bn
 from fusioncli.analysis import analyze
 
 B0 = ["32x128x128", "64x64x64", "160x32x32", "256x16x16"]
-
-
-def randomize_bn(block):
-    gen = torch.Generator().manual_seed(3)
-    for m in block.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.num_features, generator=gen))
-                m.bias.copy_(torch.randn(m.num_features, generator=gen))
 
 
 def inputs(shapes, seed=1):
