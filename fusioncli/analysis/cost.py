@@ -138,7 +138,8 @@ def _shape_args(args, kwargs, out):
 
 def op_cost(packet, args, kwargs, out) -> tuple[int, int] | None:
     """(MACs, FLOPs) of one aten op, or None when no formula covers it."""
-    first_out = _tensors(out)[0] if _tensors(out) else None
+    outs = _tensors(out)
+    first_out = outs[0] if outs else None
     n_out = _numel(first_out)
     if packet in _TORCH_FLOP_FORMULAS and packet is not aten.convolution_backward:
         flops = _TORCH_FLOP_FORMULAS[packet](*args, **kwargs, out_val=out)
@@ -187,6 +188,30 @@ def op_cost(packet, args, kwargs, out) -> tuple[int, int] | None:
         macs = bh * lq * s * e + bh * lq * s * ev
         # as the math path computes it: q and k each scaled by sqrt(scale), softmax over scores
         return macs, 2 * macs + bh * (lq + s) * e + 5 * bh * lq * s
+    return None
+
+
+_SHORTCUT_RESIZE = {getattr(aten, n).default for n in (
+    "upsample_bilinear2d", "upsample_bicubic2d", "upsample_nearest2d", "_upsample_bilinear2d_aa",
+    "_upsample_nearest_exact2d") if hasattr(aten, n)}
+_SHORTCUT_BN = {aten.native_batch_norm.default, aten._native_batch_norm_legit_no_training.default}
+
+
+def _meta_shortcut(func, args):
+    """Output of a shape-trivial op on meta tensors, without running its meta kernel.
+
+    torch's meta kernels for interpolation and batch norm are Python decompositions that take
+    several ms a call (two bilinear resizes cost 40 ms, most of a block's counting time); their
+    output shapes are known from the arguments. Anything else returns None and runs normally.
+    """
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.device.type != "meta":
+        return None
+    if func in _SHORTCUT_RESIZE:
+        return torch.empty((*x.shape[:-2], *args[1]), dtype=x.dtype, device="meta")
+    if func in _SHORTCUT_BN and x.dim() >= 2:
+        stats = torch.empty((x.shape[1],), dtype=torch.float32, device="meta")
+        return torch.empty_like(x), stats, stats.clone()
     return None
 
 
@@ -279,7 +304,9 @@ class CostCounter(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs)
+        out = _meta_shortcut(func, args)
+        if out is None:
+            out = func(*args, **kwargs)
         cost = op_cost(packet, args, kwargs, out)
         if cost is None:
             self.uncounted[str(packet)] += 1
