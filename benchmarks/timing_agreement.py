@@ -1,9 +1,11 @@
 """fusion's latency against a direct torch.utils.benchmark measurement, and its run-to-run spread.
 
-For each block, in one process: (a) fusion's median (analyze with --min-time), (b) a direct
-``Timer.blocked_autorange`` median of the same block on the same inputs, same threads, after the
-same warm-up; the ratio a/b should be within 1 +- 0.10. Then fusion is invoked ``--repeat`` times
-and the coefficient of variation of its medians is reported.
+For each block, in one process, ``--repeat`` interleaved rounds of (a) fusion's median
+(``analyze`` with ``--min-time``) and (b) a direct ``Timer.blocked_autorange`` median of the same
+block on the same inputs, same threads, after the same warm-up. Reported: the median over rounds
+of each, their ratio (should be within 1 +- 0.10), and the coefficient of variation of fusion's
+medians over the rounds (its run-to-run spread). Interleaving keeps slow drifts of a shared
+machine from favouring one side.
 
 Usage: python benchmarks/timing_agreement.py [--kinds concat,gated,dpt] [--repeat 5] [--min-time 0.4]
 """
@@ -35,6 +37,7 @@ def direct_median_ms(kind: str, threads: int, min_run_time: float) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kinds", default="concat,gated,aff,dpt")
@@ -43,16 +46,17 @@ def main() -> None:
     args = ap.parse_args()
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {platform.machine()}, {threads} threads, fusion --min-time {args.min_time}\n")
-    print("| block | fusion median (ms) | direct Timer median (ms) | ratio | fusion CV over "
-          f"{args.repeat} invocations |")
+    print(f"| block | fusion median (ms), median of {args.repeat} | direct Timer median (ms), median of "
+          f"{args.repeat} | ratio | CV of fusion's median over {args.repeat} invocations |")
     print("|---|---:|---:|---:|---:|")
     for kind in args.kinds.split(","):
-        ours = analyze(kind, min_time=args.min_time, threads=threads).timing.median_ms
-        theirs = direct_median_ms(kind, threads, max(args.min_time, 0.2))
-        medians = [analyze(kind, min_time=args.min_time, threads=threads).timing.median_ms
-                   for _ in range(args.repeat)]
-        cv = statistics.stdev(medians) / statistics.fmean(medians)
-        print(f"| {kind} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.3f} | {cv:.1%} |")
+        ours, theirs = [], []
+        for _ in range(args.repeat):
+            ours.append(analyze(kind, min_time=args.min_time, threads=threads).timing.median_ms)
+            theirs.append(direct_median_ms(kind, threads, args.min_time))
+        a, b = statistics.median(ours), statistics.median(theirs)
+        cv = statistics.stdev(ours) / statistics.fmean(ours)
+        print(f"| {kind} | {a:.3f} | {b:.3f} | {a / b:.3f} | {cv:.1%} |")
 
 
 if __name__ == "__main__":

@@ -195,20 +195,39 @@ _SHORTCUT_RESIZE = {getattr(aten, n).default for n in (
     "upsample_bilinear2d", "upsample_bicubic2d", "upsample_nearest2d", "_upsample_bilinear2d_aa",
     "_upsample_nearest_exact2d") if hasattr(aten, n)}
 _SHORTCUT_BN = {aten.native_batch_norm.default, aten._native_batch_norm_legit_no_training.default}
+# out-of-place element-wise ops whose result, for floating tensors of one dtype and Python
+# scalars, has that dtype and the broadcast shape of the tensor arguments
+_SHORTCUT_POINTWISE = {
+    o for n in ("add.Tensor add.Scalar sub.Tensor sub.Scalar mul.Tensor mul.Scalar div.Tensor div.Scalar rsub.Tensor "
+                "rsub.Scalar neg.default relu.default leaky_relu.default sigmoid.default tanh.default gelu.default "
+                "silu.default hardswish.default hardsigmoid.default hardtanh.default elu.default exp.default "
+                "sqrt.default rsqrt.default reciprocal.default pow.Tensor_Scalar clamp.default clamp_min.default "
+                "maximum.default minimum.default lerp.Scalar lerp.Tensor addcmul.default addcdiv.default "
+                "_softmax.default _safe_softmax.default _log_softmax.default").split()
+    if (o := getattr(getattr(aten, n.split(".")[0], None), n.split(".")[1], None)) is not None
+}
 
 
 def _meta_shortcut(func, args):
     """Output of a shape-trivial op on meta tensors, without running its meta kernel.
 
-    torch's meta kernels for interpolation and batch norm are Python decompositions that take
-    several ms a call (two bilinear resizes cost 40 ms, most of a block's counting time); their
-    output shapes are known from the arguments. Anything else returns None and runs normally.
+    torch's meta kernels for interpolation, batch norm and many element-wise ops are Python
+    decompositions that take 0.2-20 ms a call (two bilinear resizes cost 40 ms, most of a block's
+    counting time); their output shapes follow from the arguments. Outputs are contiguous, which
+    changes no count. Anything else returns None and runs normally; the tests check that
+    counting on meta equals counting on CPU for every block.
     """
     x = args[0] if args else None
     if not isinstance(x, torch.Tensor) or x.device.type != "meta":
         return None
     if func in _SHORTCUT_RESIZE:
         return torch.empty((*x.shape[:-2], *args[1]), dtype=x.dtype, device="meta")
+    if func in _SHORTCUT_POINTWISE:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if all(t.device.type == "meta" and t.dtype == x.dtype for t in tensors) and x.dtype.is_floating_point and \
+                all(isinstance(a, (torch.Tensor, int, float, bool, type(None), list, tuple)) for a in args):
+            return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=x.dtype, device="meta")
+        return None
     if func in _SHORTCUT_BN and x.dim() >= 2:
         stats = torch.empty((x.shape[1],), dtype=torch.float32, device="meta")
         return torch.empty_like(x), stats, stats.clone()
