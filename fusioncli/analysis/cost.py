@@ -228,6 +228,10 @@ def _meta_shortcut(func, args):
                 all(isinstance(a, (torch.Tensor, int, float, bool, type(None), list, tuple)) for a in args):
             return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=x.dtype, device="meta")
         return None
+    if func is aten.native_layer_norm.default:
+        axis = x.dim() - len(args[1])
+        stats = torch.empty((*x.shape[:axis], *([1] * len(args[1]))), dtype=torch.float32, device="meta")
+        return torch.empty_like(x), stats, stats.clone()
     if func in _SHORTCUT_BN and x.dim() >= 2:
         stats = torch.empty((x.shape[1],), dtype=torch.float32, device="meta")
         return torch.empty_like(x), stats, stats.clone()
