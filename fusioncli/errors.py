@@ -7,7 +7,6 @@ that names the field, the bad value and what is allowed.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -60,5 +59,7 @@ def shorten(value: object, limit: int = 80) -> str:
 def did_you_mean(value: str, choices: Iterable[str]) -> str | None:
     if len(value) > 100:  # nothing registered is that long; difflib would only be slow
         return None
+    import difflib  # only on an error: keeps start-up of listings short
+
     matches = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import inspect
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +143,8 @@ class OptionInfo:
 
 def block_options(kind: str) -> dict[str, OptionInfo]:
     """Options of a block kind: the keyword-only arguments of its class and its bases."""
+    from inspect import signature  # the block class imports torch anyway; listings skip both
+
     cls = get_class(kind)
     options: dict[str, OptionInfo] = {}
     for klass in reversed(cls.__mro__):
@@ -151,7 +152,7 @@ def block_options(kind: str) -> dict[str, OptionInfo]:
         if init is None or klass.__module__.startswith("torch"):
             continue
         hints = typing.get_type_hints(init)
-        for p in inspect.signature(init).parameters.values():
+        for p in signature(init).parameters.values():
             if p.kind is p.KEYWORD_ONLY:
                 default = getattr(cls, f"default_{p.name}", p.default)
                 options[p.name] = OptionInfo(p.name, hints.get(p.name, type(default)), default)

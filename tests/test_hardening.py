@@ -72,7 +72,7 @@ BAD = [
      ["--in: input 1", "2**63"]),
     (("inspect", "concat", "--out", "0"), 2, ["--out: invalid value 0"]),
     (("inspect", "concat", "--out", "-3"), 2, ["--out: invalid value -3"]),
-    (("inspect", "concat", "--out", "four"), 2, ["--out: invalid value 'four'", "integer"]),
+    (("inspect", "concat", "--out", "four"), 2, ["--out: invalid value 'four'", "int"]),
     (("inspect", "concat", "--batch", "0"), 2, ["--batch: invalid value 0"]),
     (("inspect", "concat", "--batch", "1.5"), 2, ["--batch: invalid value '1.5'"]),
     (("inspect", "concat", "--threads", "0"), 2, ["--threads: invalid value '0'"]),

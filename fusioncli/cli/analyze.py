@@ -16,15 +16,12 @@ from ..spec import parse_set, resolve_spec
 from . import app
 from .comparing import CompareChoice, expand_specs
 from .errors import fail, one_line, report_error
-from .options import ForceOpt, OutputOpt
-from .output import atomic_output, check_output
-from .options import BaselineOpt, ParetoOpt, PlotOpt, SortOpt
-from .state import state
 from .options import (
-    BatchOpt,
-    ByModuleOpt,
     AutocastOpt,
     BackwardOpt,
+    BaselineOpt,
+    BatchOpt,
+    ByModuleOpt,
     ByOpOpt,
     ChannelsLastOpt,
     CompileBackendOpt,
@@ -35,6 +32,7 @@ from .options import (
     DeviceOpt,
     DType,
     DTypeOpt,
+    ForceOpt,
     Format,
     FormatOpt,
     InputsOpt,
@@ -42,10 +40,16 @@ from .options import (
     MinTimeOpt,
     NoTimeOpt,
     OutOpt,
+    OutputOpt,
+    ParetoOpt,
+    PlotOpt,
     QuietOpt,
     SetOpt,
+    SortOpt,
     ThreadsOpt,
 )
+from .output import atomic_output, check_output
+from .state import state
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bundled preset name or a preset file.")]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
