@@ -125,3 +125,39 @@ def test_counter_leaves_no_global_module_hooks():
     count(lambda x: torch.fft.fft2(x).real, (1, 2, 4, 4))  # re-enters the mode to try a decomposition
     count(torch.nn.Conv2d(2, 2, 1, device="meta"), (1, 2, 4, 4))
     assert (len(nn_module._global_forward_pre_hooks), len(nn_module._global_forward_hooks)) == before
+
+
+def test_meta_shortcuts_match_torch_shapes():
+    """The shape-only results used on meta equal what torch computes on CPU."""
+    from fusioncli.analysis.cost import _meta_shortcut
+
+    aten = torch.ops.aten
+    cases = [
+        (aten.convolution.default, lambda d: (torch.zeros(1, 4, 17, 12, device=d), torch.zeros(6, 2, 3, 5, device=d),
+                                              None, [2, 1], [1, 2], [2, 1], False, [0, 0], 2)),
+        (aten.max_pool2d_with_indices.default, lambda d: (torch.zeros(1, 2, 15, 8, device=d), [3, 3], [2, 2], [1, 1],
+                                                          [1, 1], True)),
+        (aten.avg_pool2d.default, lambda d: (torch.zeros(1, 2, 9, 7, device=d), [2, 2], [], [0, 0], True)),
+        (aten.cat.default, lambda d: ([torch.zeros(1, 2, 3, device=d), torch.zeros(1, 5, 3, device=d)], 1)),
+        (aten.mean.dim, lambda d: (torch.zeros(2, 3, 4, 5, device=d), [-1, -2], True)),
+        (aten.add.Tensor, lambda d: (torch.zeros(2, 1, 4, device=d), torch.zeros(3, 1, device=d))),
+        (aten.upsample_bilinear2d.default, lambda d: (torch.zeros(1, 2, 3, 4, device=d), [7, 9], False)),
+        (aten.native_layer_norm.default, lambda d: (torch.zeros(2, 3, 8, device=d), [8], None, None, 1e-5)),
+    ]
+    for func, make in cases:
+        meta = _meta_shortcut(func, make("meta"))
+        real = func(*make("cpu"))
+        meta = meta if isinstance(meta, tuple) else (meta,)
+        real = real if isinstance(real, tuple) else (real,)
+        assert tuple(meta[0].shape) == tuple(real[0].shape), func
+
+
+def test_counting_imports_neither_dynamo_nor_sympy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from fusioncli.analysis import analyze; "
+            "[analyze(k, time=False) for k in ('concat', 'aff', 'asff', 'segformer')]; "
+            "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

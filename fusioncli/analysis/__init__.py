@@ -24,6 +24,7 @@ from ..report import Layer, Report, Timing
 from ..spec import Spec, resolve_spec
 from . import guard
 from .cost import CONVENTION, CostCounter
+from .nodynamo import without_dynamo_import
 from .timing import TimingMode, time_forward
 
 SEED = 0
@@ -142,7 +143,7 @@ def analyze(
     hook = model.register_forward_hook(lambda m, i, o: captured.append(o))
     counter = CostCounter(root_name=type(model).__name__)
     try:
-        with torch.no_grad(), counter:
+        with without_dynamo_import(), torch.no_grad(), counter:
             stats = summary(model, input_data=xs, depth=max(depth, 1), verbose=0, device="meta", mode="eval")
     except SpecError:
         raise

@@ -194,6 +194,7 @@ def op_cost(packet, args, kwargs, out) -> tuple[int, int] | None:
 _SHORTCUT_RESIZE = {getattr(aten, n).default for n in (
     "upsample_bilinear2d", "upsample_bicubic2d", "upsample_nearest2d", "_upsample_bilinear2d_aa",
     "_upsample_nearest_exact2d") if hasattr(aten, n)}
+_SHORTCUT_REDUCE = {aten.mean.dim, aten.sum.dim_IntList, aten.amax.default, aten.amin.default}
 _SHORTCUT_BN = {aten.native_batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 # out-of-place element-wise ops whose result, for floating tensors of one dtype and Python
 # scalars, has that dtype and the broadcast shape of the tensor arguments
@@ -203,7 +204,7 @@ _SHORTCUT_POINTWISE = {
                 "silu.default hardswish.default hardsigmoid.default hardtanh.default elu.default exp.default "
                 "sqrt.default rsqrt.default reciprocal.default pow.Tensor_Scalar clamp.default clamp_min.default "
                 "maximum.default minimum.default lerp.Scalar lerp.Tensor addcmul.default addcdiv.default "
-                "_softmax.default _safe_softmax.default _log_softmax.default").split()
+                "_softmax.default _safe_softmax.default _log_softmax.default _prelu_kernel.default").split()
     if (o := getattr(getattr(aten, n.split(".")[0], None), n.split(".")[1], None)) is not None
 }
 
@@ -217,6 +218,10 @@ def _meta_shortcut(func, args):
     changes no count. Anything else returns None and runs normally; the tests check that
     counting on meta equals counting on CPU for every block.
     """
+    if func is aten.cat.default:
+        return _meta_cat(*args)
+    if func is aten.convolution.default:
+        return _meta_conv(*args)
     x = args[0] if args else None
     if not isinstance(x, torch.Tensor) or x.device.type != "meta":
         return None
@@ -226,16 +231,93 @@ def _meta_shortcut(func, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         if all(t.device.type == "meta" and t.dtype == x.dtype for t in tensors) and x.dtype.is_floating_point and \
                 all(isinstance(a, (torch.Tensor, int, float, bool, type(None), list, tuple)) for a in args):
-            return torch.empty(torch.broadcast_shapes(*(t.shape for t in tensors)), dtype=x.dtype, device="meta")
+            shape = _broadcast([t.shape for t in tensors])
+            return None if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
         return None
+    if func in _SHORTCUT_REDUCE and x.dtype.is_floating_point and len(args) >= 2 and \
+            isinstance(args[1], (list, tuple)) and args[1] and all(isinstance(d, int) for d in args[1]):
+        keep = bool(args[2]) if len(args) > 2 else False
+        dims = {d % x.dim() for d in args[1]}
+        shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
+        return _empty(shape, x.dtype)
+    if func in (aten.max_pool2d_with_indices.default, aten.avg_pool2d.default) and x.dim() == 4:
+        ceil = (args[5] if len(args) > 5 else False) if func is aten.max_pool2d_with_indices.default else \
+            (args[4] if len(args) > 4 else False)
+        dil = (args[4] if len(args) > 4 else [1, 1]) if func is aten.max_pool2d_with_indices.default else [1, 1]
+        size = _pool_out(x.shape[-2:], args[1], args[2] if len(args) > 2 else [], args[3] if len(args) > 3 else [0],
+                         dil, ceil)
+        if size is None:
+            return None
+        out = _empty((*x.shape[:-2], *size), x.dtype)
+        return (out, _empty(out.shape, torch.int64)) if func is aten.max_pool2d_with_indices.default else out
     if func is aten.native_layer_norm.default:
         axis = x.dim() - len(args[1])
-        stats = torch.empty((*x.shape[:axis], *([1] * len(args[1]))), dtype=torch.float32, device="meta")
-        return torch.empty_like(x), stats, stats.clone()
+        stats = (*x.shape[:axis], *([1] * len(args[1])))
+        return _empty(x.shape, x.dtype), _empty(stats, torch.float32), _empty(stats, torch.float32)
     if func in _SHORTCUT_BN and x.dim() >= 2:
-        stats = torch.empty((x.shape[1],), dtype=torch.float32, device="meta")
-        return torch.empty_like(x), stats, stats.clone()
+        return _empty(x.shape, x.dtype), _empty((x.shape[1],), torch.float32), _empty((x.shape[1],), torch.float32)
     return None
+
+
+def _empty(shape, dtype):
+    # torch.empty, not empty_like or clone: their meta paths import sympy (0.5 s) on first use
+    return torch.empty(tuple(shape), dtype=dtype, device="meta")
+
+
+def _broadcast(shapes) -> tuple[int, ...] | None:
+    """Broadcast shape, or None when they do not broadcast (torch then raises its own error).
+    Plain Python: ``torch.broadcast_shapes`` imports sympy (0.5 s) on first use."""
+    n = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _pool_out(hw, kernel, stride, padding, dilation, ceil_mode) -> list[int] | None:
+    """Output size of a 2-d pooling, as torch's pooling_output_shape computes it."""
+    two = lambda v: [v, v] if isinstance(v, int) else (list(v) * 2 if len(v) == 1 else list(v))  # noqa: E731
+    k, s, p, d = two(kernel), two(stride) if stride else two(kernel), two(padding), two(dilation)
+    out = []
+    for n, ki, si, pi, di in zip(hw, k, s, p, d):
+        num = n + 2 * pi - di * (ki - 1) - 1 + (si - 1 if ceil_mode else 0)
+        o = num // si + 1
+        if ceil_mode and (o - 1) * si >= n + pi:
+            o -= 1
+        if o <= 0:
+            return None
+        out.append(o)
+    return out
+
+
+def _meta_conv(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    nd = x.dim() - 2
+    ok = (isinstance(x, torch.Tensor) and x.device.type == "meta" and w.device.type == "meta" and not transposed
+          and nd >= 1 and w.dim() == nd + 2 and x.shape[1] == w.shape[1] * groups
+          and all(isinstance(v, (list, tuple)) and len(v) == nd and all(isinstance(i, int) for i in v)
+                  for v in (stride, padding, dilation)))
+    if not ok:
+        return None
+    spatial = [(x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+               for i in range(nd)]
+    if any(s <= 0 for s in spatial):
+        return None  # let torch raise its own error
+    return torch.empty((x.shape[0], w.shape[0], *spatial), dtype=x.dtype, device="meta")
+
+
+def _meta_cat(tensors, dim: int = 0):
+    ts = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)]  # legacy empty tensors are skipped
+    if not ts or any(t.device.type != "meta" or t.dtype != ts[0].dtype or t.dim() != ts[0].dim() for t in ts):
+        return None
+    dim = dim % ts[0].dim()
+    shape = list(ts[0].shape)
+    if any(list(t.shape[:dim]) + list(t.shape[dim + 1:]) != shape[:dim] + shape[dim + 1:] for t in ts):
+        return None  # let torch raise its own error
+    shape[dim] = sum(t.shape[dim] for t in ts)
+    return torch.empty(shape, dtype=ts[0].dtype, device="meta")
 
 
 @dataclass
