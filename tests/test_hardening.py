@@ -16,26 +16,14 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from fusioncli.cli import app, main
+from fusioncli.cli import app
 from fusioncli.errors import RunError, SpecError
 from fusioncli.spec import Spec
 
+from cli_helpers import run_main
+
 runner = CliRunner()
 TINY = ("--in", "4x4x4", "--in", "4x4x4", "--out", "4")
-
-
-def run_main(*args: str):
-    """The console script in-process: (exit code, stdout, stderr)."""
-    with runner.isolation() as streams:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        sys.stdout.flush()
-        sys.stderr.flush()
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
-    return code, out, err
 
 
 def assert_one_line_error(code, out, err, expected_code, *needles):

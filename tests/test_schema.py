@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fusioncli import registry
-from fusioncli.cli import app, main
+from fusioncli.cli import app
 from fusioncli.report import SCHEMA_VERSION
 from fusioncli.schema import load_schema, schema_text
+
+from cli_helpers import run_main
 
 jsonschema = pytest.importorskip("jsonschema")
 runner = CliRunner()
@@ -28,15 +30,7 @@ def validator():
 
 def emitted(*args: str, code: int = 0):
     """Run the console script in-process; return its stdout parsed as JSON."""
-    with runner.isolation() as streams:
-        try:
-            main(list(args))
-            rc = 0
-        except SystemExit as e:
-            rc = e.code
-        sys.stdout.flush()
-        sys.stderr.flush()
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    rc, out, err = run_main(*args)
     assert rc == code, (rc, err)
     return json.loads(out)
 

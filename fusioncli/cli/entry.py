@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from ..errors import FusionError, SpecError, did_you_mean
+from ..errors import FusionError, SpecError
 from .errors import error_object, report_error
 from .state import state
 
