@@ -10,7 +10,7 @@ Parameters: sum over inputs with Ci != C of Ci*C + C.
 
 from __future__ import annotations
 
-from .base import FusionBlock, projections
+from .base import FusionBlock, apply_each, projections, skip_identities, sum_maps
 
 
 class AddFusion(FusionBlock):
@@ -20,11 +20,8 @@ class AddFusion(FusionBlock):
     def __init__(self, in_channels, out_channels, *, proj_bias: bool = True, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         self.proj = projections(self.in_channels, out_channels, proj_bias)
+        self._proj = skip_identities(self.proj)
 
     def forward(self, *xs):
         self.check_inputs(xs)
-        xs = self.aligned(xs)
-        out = self.proj[0](xs[0])
-        for p, x in zip(self.proj[1:], xs[1:]):
-            out = out + p(x)
-        return out
+        return sum_maps(apply_each(self._proj, self.aligned(xs)))

@@ -7,7 +7,10 @@ Inputs whose spatial sizes differ are resized to a reference size chosen by
 ``align`` (``first``, ``largest`` or ``smallest``) with ``F.interpolate``
 (``resize_mode``, ``align_corners``). Each input owns a :class:`Resize` module so the
 inserted resize shows up as a layer in the per-layer table. When sizes already
-match, no module is called and no tensor is touched: alignment costs nothing per call.
+match, no module is called and no tensor is touched: alignment costs one size comparison
+per input. Likewise, ``nn.Identity`` layers standing for options that are off (no norm, no
+activation, no projection for an input already ``out_channels`` wide) are kept in the
+module tree but never called (:func:`skip_identities`, :func:`non_identity`).
 """
 
 from __future__ import annotations
@@ -118,10 +121,24 @@ class FusionBlock(nn.Module):
         key = lambda s: (s[0] * s[1], s)  # noqa: E731
         return max(sizes, key=key) if self.align_ref == "largest" else min(sizes, key=key)
 
-    def aligned(self, xs: Sequence[torch.Tensor], size: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """Resize every input to ``size`` (default: the ``align`` reference)."""
-        size = tuple(size) if size is not None else self.target_size(xs)
-        return [x if tuple(x.shape[-2:]) == size else r(x, size) for r, x in zip(self.resize, xs)]
+    def aligned(self, xs: Sequence[torch.Tensor], size: Sequence[int] | None = None) -> Sequence[torch.Tensor]:
+        """Resize every input to ``size`` (default: the ``align`` reference).
+
+        Inputs already at that size are passed through; when all of them are (the common
+        case), ``xs`` itself is returned after one shape comparison per input.
+        """
+        if size is None:
+            first = xs[0].shape
+            for x in xs[1:]:
+                shape = x.shape
+                if shape != first and shape[-2:] != first[-2:]:  # whole shapes first: cheaper than slicing
+                    break
+            else:
+                return xs
+            size = self.target_size(xs)
+        else:
+            size = tuple(size)
+        return [x if x.shape[-2:] == size else r(x, size) for r, x in zip(self.resize, xs)]
 
     def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
         """The documented shape contract: output (C, H, W) for inputs ``[(Ci, Hi, Wi), ...]``.
@@ -135,6 +152,37 @@ class FusionBlock(nn.Module):
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         if len(xs) != len(self.in_channels):
             raise SpecError(f"forward: expected {len(self.in_channels)} inputs, got {len(xs)}", field="inputs")
+
+
+def skip_identities(modules: Sequence[nn.Module]) -> tuple[nn.Module | None, ...] | None:
+    """What ``forward`` calls for per-input modules: a plain tuple with ``None`` for each
+    ``nn.Identity`` (not called: a module call costs about a microsecond), or ``None`` when
+    all are identities. The modules stay registered; an identity never runs, so it does not
+    appear among the executed layers."""
+    plan = tuple(None if type(m) is nn.Identity else m for m in modules)
+    return None if all(m is None for m in plan) else plan
+
+
+def apply_each(plan: tuple[nn.Module | None, ...] | None, xs: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """``[m(x) for m, x in zip(modules, xs)]`` for a plan from :func:`skip_identities`."""
+    if plan is None:
+        return xs
+    return [x if m is None else m(x) for m, x in zip(plan, xs)]
+
+
+def non_identity(*modules: nn.Module) -> tuple[nn.Module, ...]:
+    """The modules of a chain that do something, for ``forward`` to call in order."""
+    return tuple(m for m in modules if type(m) is not nn.Identity)
+
+
+def sum_maps(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``X1 + X2 + ... + Xn``, left to right. (As a function, its partial sums are gone when it
+    returns: a block that keeps a large intermediate in a local holds its memory, cold in cache
+    by the next allocation, for the rest of ``forward``.)"""
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
 
 
 def conv1x1(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:

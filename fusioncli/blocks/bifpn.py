@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FusionBlock, Resize
+from .base import FusionBlock, Resize, apply_each, skip_identities, sum_maps
 
 BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
@@ -109,29 +109,30 @@ class BiFPNFusion(FusionBlock):
                                                                                             eps=BN_EPS))
             for ci in self.in_channels
         )
+        self._proj = skip_identities(self.proj)
         self.edge_weights = nn.Parameter(torch.ones(len(self.in_channels))) if weighting != "sum" else None
         self.act = nn.SiLU()
         self.depthwise = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
         self.pointwise = nn.Conv2d(c, c, 1)
         self.bn = nn.BatchNorm2d(c, momentum=BN_MOMENTUM, eps=BN_EPS)
 
+    def _weighted_sum(self, xs) -> torch.Tensor:
+        ys = self.aligned(apply_each(self._proj, xs), self.target_size(xs))
+        if self.weighting == "sum":
+            return sum_maps(ys)
+        if self.weighting == "fast":
+            w = F.relu(self.edge_weights)
+            w = w / (w.sum() + self.epsilon)
+        else:
+            w = torch.softmax(self.edge_weights, dim=0)
+        out = ys[0] * w[0]
+        for i in range(1, len(ys)):
+            out = torch.addcmul(out, ys[i], w[i])
+        return out
+
     def forward(self, *xs):
         self.check_inputs(xs)
-        size = self.target_size(xs)
-        ys = self.aligned([p(x) for p, x in zip(self.proj, xs)], size)
-        if self.edge_weights is None:
-            out = ys[0]
-            for y in ys[1:]:
-                out = out + y
-        else:
-            if self.weighting == "fast":
-                w = F.relu(self.edge_weights)
-                w = w / (w.sum() + self.epsilon)
-            else:
-                w = torch.softmax(self.edge_weights, dim=0)
-            out = ys[0] * w[0]
-            for i in range(1, len(ys)):
-                out = torch.addcmul(out, ys[i], w[i])
+        out = self._weighted_sum(xs)  # the resized maps are freed here, before the convs
         if self.conv_bn_act:
             return self.act(self.bn(self.pointwise(self.depthwise(out))))
         return self.bn(self.pointwise(self.depthwise(self.act(out))))

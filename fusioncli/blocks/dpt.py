@@ -139,8 +139,8 @@ class DPTFusion(FusionBlock):
         xs = self.aligned(xs)
         if self.proj is not None:
             xs = [p(x) for p, x in zip(self.proj, xs)]
-        out = xs[0] if self.rcu1 is None else xs[0] + self.rcu1(xs[1])
-        return self.out_conv(self.upsample(self.rcu2(out)))
+        # one expression: each intermediate map is freed as soon as the next layer has used it
+        return self.out_conv(self.upsample(self.rcu2(xs[0] if self.rcu1 is None else xs[0] + self.rcu1(xs[1]))))
 
     def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
         h, w = self.reference_size([tuple(s[-2:]) for s in shapes])

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import FusionBlock, projections
+from .base import FusionBlock, apply_each, projections, skip_identities
 
 
 class GatedFusion(FusionBlock):
@@ -33,20 +33,23 @@ class GatedFusion(FusionBlock):
         n = len(self.in_channels)
         self.granularity = granularity
         self.proj = projections(self.in_channels, out_channels)
+        self._proj = skip_identities(self.proj)
         width = 1 if granularity == "spatial" else out_channels
         self.gates = 1 if n == 2 else n
         self.pool = nn.AdaptiveAvgPool2d(1) if granularity == "channel" else nn.Identity()
         self.gate = nn.Conv2d(n * out_channels, self.gates * width, kernel_size=1)
 
+    def _logits(self, ys):
+        x = torch.cat(ys, dim=1)
+        return self.gate(self.pool(x) if self.granularity == "channel" else x)
+
     def forward(self, *xs):
         self.check_inputs(xs)
-        ys = [p(x) for p, x in zip(self.proj, self.aligned(xs))]
-        logits = self.gate(self.pool(torch.cat(ys, dim=1)))
+        ys = apply_each(self._proj, self.aligned(xs))
         if self.gates == 1:
-            g = torch.sigmoid(logits)
+            g = torch.sigmoid(self._logits(ys))
             return g * ys[0] + (1 - g) * ys[1]
-        b, _, h, w = logits.shape
-        a = torch.softmax(logits.view(b, self.gates, -1, h, w), dim=1)
+        a = torch.softmax(self._logits(ys).unflatten(1, (self.gates, -1)), dim=1)
         out = a[:, 0] * ys[0]
         for i in range(1, self.gates):
             out = out + a[:, i] * ys[i]

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import ActName, FusionBlock, NormName, Resize, create_act, create_norm
+from .base import ActName, FusionBlock, NormName, Resize, create_act, create_norm, sum_maps
 
 
 class MultiScaleFusion(FusionBlock):
@@ -64,18 +64,15 @@ class MultiScaleFusion(FusionBlock):
                        create_norm(norm, out_channels), create_act(act)]
         self.refine = nn.Sequential(*layers)
 
-    def forward(self, *xs):
-        self.check_inputs(xs)
+    def _merged_branches(self, xs) -> torch.Tensor:
         x = torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0]
-        size = tuple(x.shape[-2:])
+        size = x.shape[-2:]
         ys = []
         for branch, resize in zip(self.branches, self.branch_resize):
             y = branch(x)
-            ys.append(y if tuple(y.shape[-2:]) == size else resize(y, size))
-        if self.merge == "concat":
-            m = torch.cat(ys, dim=1)
-        else:
-            m = ys[0]
-            for y in ys[1:]:
-                m = m + y
-        return self.refine(m)
+            ys.append(y if y.shape[-2:] == size else resize(y, size))
+        return torch.cat(ys, dim=1) if self.merge == "concat" else sum_maps(ys)
+
+    def forward(self, *xs):
+        self.check_inputs(xs)
+        return self.refine(self._merged_branches(xs))

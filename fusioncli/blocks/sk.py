@@ -44,7 +44,7 @@ from torch import nn
 
 from ..errors import SpecError
 from .attention import make_divisible
-from .base import FusionBlock
+from .base import FusionBlock, sum_maps
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1, groups: int = 1) -> nn.Sequential:
@@ -118,17 +118,16 @@ class SKFusion(FusionBlock):
         self.act = nn.ReLU(inplace=True)
         self.fc_select = nn.Conv2d(d, c * k_n, kernel_size=1, bias=False)
 
-    def forward(self, *xs):
-        self.check_inputs(xs)
+    def _branches(self, xs) -> list:
         x = self.project(torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0])
         if self.split:
-            us = [p(xi) for p, xi in zip(self.paths, torch.split(x, self.branch_in, dim=1))]
-        else:
-            us = [p(x) for p in self.paths]
-        u = us[0]
-        for ui in us[1:]:
-            u = u + ui
-        z = self.act(self.bn(self.fc_reduce(u.mean((2, 3), keepdim=True))))
+            return [p(xi) for p, xi in zip(self.paths, torch.split(x, self.branch_in, dim=1))]
+        return [p(x) for p in self.paths]
+
+    def forward(self, *xs):
+        self.check_inputs(xs)
+        us = self._branches(xs)
+        z = self.act(self.bn(self.fc_reduce(sum_maps(us).mean((2, 3), keepdim=True))))
         logits = self.fc_select(z)
         a = torch.softmax(logits.view(logits.shape[0], len(us), -1, 1, 1), dim=1)
         v = a[:, 0] * us[0]
