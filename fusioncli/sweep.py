@@ -37,18 +37,12 @@ from typing import Any
 from .errors import SpecError
 from .pareto import value
 from .report import ErrorEntry, Report, entry_from_dict
+from .pareto import METRICS
 from .spec import Spec, format_shape
 
 RESERVED = ("size", "channels", "batch", "out")
 #: metric -> label with unit (exponent tables, plots); the order of the columns
-SWEEP_METRICS = {
-    "params": "params (count)",
-    "macs": "MACs (count)",
-    "flops": "FLOPs (count)",
-    "bytes": "bytes moved (B)",
-    "memory": "peak activations (B)",
-    "latency": "latency median (ms)",
-}
+SWEEP_METRICS = METRICS
 SHORT = {"params": "params", "macs": "MACs", "flops": "FLOPs", "bytes": "bytes", "memory": "peak act.",
          "latency": "latency"}
 
