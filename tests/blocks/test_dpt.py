@@ -10,16 +10,7 @@ from fusioncli import create_fusion
 from fusioncli.analysis import analyze
 from fusioncli.errors import SpecError
 
-
-def randomize_bn(block):
-    gen = torch.Generator().manual_seed(3)
-    for m in block.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.num_features, generator=gen))
-                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+from .helpers import randomize_bn
 
 
 def weights(block):
@@ -123,7 +114,7 @@ def test_macs_fixed_size_depth_anything():
 def test_two_inputs_match_reimplementation(bn):
     torch.manual_seed(0)
     block = create_fusion("dpt", [32, 32], 32, bn=bn).eval()
-    randomize_bn(block)
+    randomize_bn(block, mean_scale=1.0)
     xs = [rand(2, 32, 6, 7, seed=1), rand(2, 32, 6, 7, seed=2)]
     with torch.no_grad():
         y = block(*xs)

@@ -17,6 +17,8 @@ from fusioncli import create_fusion
 from fusioncli.analysis import analyze
 from fusioncli.errors import SpecError
 
+from .helpers import randomize_bn
+
 
 def counts(inputs, out, **options):
     r = analyze("sk", inputs=inputs, out=out, options=options, time=False)
@@ -68,16 +70,6 @@ def test_attention_width(c, paper, reference):
     assert create_fusion("sk", [c], c, variant="reference").rd_channels == reference
 
 
-def _randomise_bn(block):
-    gen = torch.Generator().manual_seed(3)
-    for m in block.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.randn(m.num_features, generator=gen))
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen))
-
-
 def _bn(x, bn):
     return F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight.detach().clone(),
                         bn.bias.detach().clone(), False, 0.0, bn.eps)
@@ -104,7 +96,7 @@ def _formula(block, xs, kernels, dilations, split):
 def test_output_equals_formula(variant, dilate):
     torch.manual_seed(0)
     block = create_fusion("sk", [24, 40], 32, variant=variant, dilate=dilate).eval()
-    _randomise_bn(block)
+    randomize_bn(block, mean_scale=1.0)
     gen = torch.Generator().manual_seed(1)
     xs = [torch.randn(2, 24, 9, 9, generator=gen), torch.randn(2, 40, 9, 9, generator=gen)]
     kernels, dilations = ((3, 3), (1, 2)) if dilate else ((3, 5), (1, 1))
