@@ -14,7 +14,7 @@ from ..report import Envelope, ErrorEntry
 from ..spec import parse_set, resolve_spec
 from . import app
 from .comparing import CompareChoice, expand_specs
-from .errors import fail, one_line, report_error
+from .errors import error_line, fail, report_error
 from .options import (
     AutocastOpt,
     BackwardOpt,
@@ -263,8 +263,7 @@ def compare_cmd(
         try:
             report = run_spec(analysis, text, flags, settings)
         except FusionError as e:
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"fusion: error: {text}: {one_line(e.message)}", markup=False)
+            error_line(e, text)
             reports.append(ErrorEntry(text, e.to_dict()))
             exit_code = exit_code or e.exit_code
             continue

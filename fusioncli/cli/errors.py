@@ -24,11 +24,17 @@ def error_object(err: FusionError) -> dict:
     return {"schema_version": SCHEMA_VERSION, "error": {**err.to_dict(), "message": one_line(err.message)}}
 
 
-def report_error(err: FusionError, fmt: str = "table", output: str | None = None) -> None:
-    """The stderr line and, with ``--format json``, the error object (on stdout, or in ``--output`` FILE)."""
+def error_line(err: FusionError, where: str | None = None) -> None:
+    """``fusion: error: [where: ]message`` on stderr, one line (``--debug`` adds the traceback)."""
     if state.debug:
         traceback.print_exception(err)
-    sys.stderr.write(f"fusion: error: {one_line(err.message)}\n")
+    prefix = f"{where}: " if where else ""
+    sys.stderr.write(f"fusion: error: {prefix}{one_line(err.message)}\n")
+
+
+def report_error(err: FusionError, fmt: str = "table", output: str | None = None) -> None:
+    """The stderr line and, with ``--format json``, the error object (on stdout, or in ``--output`` FILE)."""
+    error_line(err)
     if fmt == "json":
         text = json.dumps(error_object(err)) + "\n"
         if output is None:
@@ -39,7 +45,7 @@ def report_error(err: FusionError, fmt: str = "table", output: str | None = None
             try:
                 write_atomic(output, text)
             except FusionError as e:  # the file cannot be written either: say so, keep the first error's code
-                sys.stderr.write(f"fusion: error: {one_line(e.message)}\n")
+                error_line(e)
 
 
 def fail(err: FusionError, fmt: str = "table", output: str | None = None) -> NoReturn:

@@ -24,7 +24,7 @@ from ..spec import parse_set, resolve_spec
 from . import app
 from .analyze import SpecFlags, _setup, run_spec, timing_settings
 from .comparing import expand_specs, warn
-from .errors import fail, one_line, report_error
+from .errors import error_line, fail, report_error
 from .options import (
     AutocastOpt,
     BackwardOpt,
@@ -150,8 +150,7 @@ class _Runner:
             return replace(run_spec(self.analysis, point.spec, flags, self.settings), sweep=point.to_dict())
         except FusionError as e:
             at = ", ".join(f"{k}={v}" for k, v in point.values.items())
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"fusion: error: {point.spec} at {at}: {one_line(e.message)}", markup=False)
+            error_line(e, f"{point.spec} at {at}")
             self.exit_code = self.exit_code or e.exit_code
             return ErrorEntry(point.spec, e.to_dict(), point.to_dict())
 
@@ -226,8 +225,7 @@ def sweep_cmd(
                 if len(specs) == 1:
                     raise
                 bases[text] = e
-                Console(stderr=True, highlight=False, soft_wrap=True).print(
-                    f"fusion: error: {text}: {one_line(e.message)}", markup=False)
+                error_line(e, text)
         _check_options(grid_vars, bases)
     except FusionError as e:
         fail(e, err_fmt, output)
