@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from .. import __version__
 from ..errors import FusionError, SpecError
@@ -15,6 +14,7 @@ from ..spec import parse_set, resolve_spec
 from . import app
 from .comparing import CompareChoice, expand_specs
 from .errors import error_line, fail, report_error
+from .feedback import progress, warn
 from .options import (
     AutocastOpt,
     BackwardOpt,
@@ -54,14 +54,6 @@ SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bu
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
                                                                      "quoted globs of them; the first is the baseline "
                                                                      "unless --baseline.")]
-
-
-def _warn(message: str) -> None:
-    if state.quiet:
-        return
-    from rich.markup import escape  # names and values come from users: never markup
-
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]fusion: warning:[/yellow] {escape(message)}")
 
 
 def _setup(device: Device, dtype: DType, threads: int | None):
@@ -106,30 +98,11 @@ def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any
                         batch=flags.batch)
     report = analysis.analyze(spec, **settings)
     if report.timing and report.timing.noisy:
-        _warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
+        warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")
     if report.cost["uncounted_ops"]:
-        _warn(f"{report.name}: ops without a FLOP formula (counted as 0): {', '.join(report.cost['uncounted_ops'])}")
+        warn(f"{report.name}: ops without a FLOP formula (counted as 0): {', '.join(report.cost['uncounted_ops'])}")
     return report
-
-
-def _progress(total: int, timed: bool):
-    """A rich progress bar on stderr while several specs run (terminals only; silenced by --quiet)."""
-    console = Console(stderr=True)
-    if state.quiet or total < 2 or not console.is_terminal:
-        return lambda items: items
-
-    def wrap(items):
-        from rich.progress import Progress
-
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("timing" if timed else "counting", total=total)
-            for item in items:
-                bar.update(task, description=f"{'timing' if timed else 'counting'} {item}")
-                yield item
-                bar.advance(task)
-
-    return wrap
 
 
 def _emit(env: Envelope, fmt: Format, by_op: bool = False, by_module: bool = False, output: str | None = None) -> None:
@@ -258,8 +231,7 @@ def compare_cmd(
     reports: list = []
     seen: dict[str, int] = {}
     exit_code = 0
-    progress = _progress(len(specs), not no_time)
-    for text in progress(specs):
+    for text in progress(len(specs), "timing" if not no_time else "counting", name_items=True)(specs):
         try:
             report = run_spec(analysis, text, flags, settings)
         except FusionError as e:

@@ -11,20 +11,13 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
 
 from .. import pareto as P
 from ..errors import FusionError, SpecError
 from ..report import Envelope, ErrorEntry, Report
 from ..spec import parse_set, resolve_spec
-from .state import state
 
 GLOB_CHARS = set("*?[")
-
-
-def warn(message: str) -> None:
-    if not getattr(state, "quiet", False):
-        Console(stderr=True, highlight=False).print(f"[yellow]fusion: warning:[/yellow] {message}")
 
 
 def expand_specs(texts: list[str]) -> list[str]:

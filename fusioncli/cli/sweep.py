@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from .. import __version__
 from .. import sweep as S
@@ -23,8 +22,9 @@ from ..report import SCHEMA_VERSION, Envelope, ErrorEntry
 from ..spec import parse_set, resolve_spec
 from . import app
 from .analyze import SpecFlags, _setup, run_spec, timing_settings
-from .comparing import expand_specs, warn
+from .comparing import expand_specs
 from .errors import error_line, fail, report_error
+from .feedback import progress, warn
 from .options import (
     AutocastOpt,
     BackwardOpt,
@@ -71,24 +71,6 @@ FilesArg = Annotated[list[Path], typer.Argument(metavar="FILES...", help="Output
 SweepDepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of each report's layer list.")]
 
 TOOL = {"name": "fusioncli", "version": __version__}
-
-
-def _tick(total: int):
-    """A transient progress bar on stderr (terminals only, not with --quiet)."""
-    console = Console(stderr=True)
-    if getattr(state, "quiet", False) or total < 2 or not console.is_terminal:
-        return lambda items: items
-
-    def wrap(items):
-        from rich.progress import Progress
-
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("sweep", total=total)
-            for item in items:
-                yield item
-                bar.advance(task)
-
-    return wrap
 
 
 def _check_options(vary: dict, bases: dict) -> None:
@@ -155,7 +137,7 @@ class _Runner:
             return ErrorEntry(point.spec, e.to_dict(), point.to_dict())
 
     def __call__(self, points):
-        for point in _tick(len(points))(points):
+        for point in progress(len(points), "sweep")(points):
             entry = self.point(point)
             self.entries.append(entry)
             yield entry
