@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torchinfo import summary
 
-from .. import __version__, registry
+from .. import registry
 from ..errors import FusionError, RunError, SpecError
 from ..report import Layer, Report, Timing
 from ..spec import Spec, resolve_spec
@@ -226,4 +226,4 @@ def analyze(
     )
 
 
-__all__ = ["analyze", "environment", "check_device", "build", "make_inputs", "__version__"]
+__all__ = ["analyze", "environment", "check_device", "build", "make_inputs"]
