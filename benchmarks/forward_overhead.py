@@ -21,6 +21,7 @@ of those medians. Short measurements, finely interleaved, keep a shared machine'
 (seconds long, tens of percent here) from landing on one side.
 
 Usage: python benchmarks/forward_overhead.py [--kinds concat,dpt] [--rounds 40] [--min-run-time 0.02]
+       [--device cpu|cuda] [--batch 1]
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from fusioncli import list_fusions
 from fusioncli.registry import get_info
 
 
-def measure(kind: str, rounds: int, min_run_time: float, threads: int) -> list[float]:
+def measure(kind: str, rounds: int, min_run_time: float, threads: int, device: str = "cpu",
+            batch: int = 1) -> list[float]:
     """Median (ms) over rounds of: the block, the hand-written module, the functional one."""
-    block, hand, xs = setup(kind)
+    block, hand, xs = setup(kind, batch=batch, device=device)
     functional = HANDWRITTEN[kind](block, functional=True).eval()
     models = (block, hand, functional)
     with torch.inference_mode():
@@ -52,6 +54,7 @@ def measure(kind: str, rounds: int, min_run_time: float, threads: int) -> list[f
         for name, m in (("hand-written", hand), ("functional", functional)):
             torch.testing.assert_close(m(*xs), expected,
                                        msg=lambda msg, name=name: f"{kind}: {name} output differs: {msg}")
+        # Timer synchronises CUDA before and after each measurement
         timers = [Timer("m(*xs)", globals={"m": m, "xs": xs}, num_threads=threads, label=kind) for m in models]
         per_call = min(t.timeit(3).median for t in timers)  # warm-up, and the size of one measurement
         number = max(1, round(min_run_time / per_call))
@@ -69,19 +72,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--min-run-time", type=float, default=0.02,
                     help="seconds per measurement (default 0.02)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
     kinds = [k for pattern in args.kinds.split(",") for k in list_fusions(pattern.strip())]
     if not kinds:
         ap.error(f"--kinds {args.kinds!r} matches no block; allowed: {', '.join(list_fusions())}")
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {platform.machine()}, {threads} threads, batch 1, "
+    where = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    print(f"torch {torch.__version__}, {args.device} ({where}), {threads} threads, batch {args.batch}, "
           f"{args.rounds} interleaved rounds of Timer.timeit, about {args.min_run_time} s each\n")
     print("| block | inputs | fusion median (ms) | hand-written median (ms) | ratio | functional median (ms) "
           "| ratio to functional |")
     print("|---|---|---:|---:|---:|---:|---:|")
     worst = (0.0, "")
     for kind in kinds:
-        ours, hand, func = measure(kind, args.rounds, args.min_run_time, threads)
+        ours, hand, func = measure(kind, args.rounds, args.min_run_time, threads, args.device, args.batch)
         worst = max(worst, (ours / hand, kind))
         print(f"| {kind} | {', '.join(get_info(kind).inputs)} | {ours:.4f} | {hand:.4f} | {ours / hand:.3f} "
               f"| {func:.4f} | {ours / func:.3f} |", flush=True)

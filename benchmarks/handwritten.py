@@ -261,8 +261,9 @@ class FPN(Twin):
 
     def __init__(self, b, functional=False):
         super().__init__()
-        self.lat1, self.lat2 = layer(b.lateral[0][0], functional), layer(b.lateral[1][0], functional)
-        self.fpn_conv = layer(b.fpn_conv[0], functional)
+        # mmdetection's FPN calls each conv through its ConvModule container (here: nn.Sequential)
+        self.lat1, self.lat2 = layer(b.lateral[0], functional), layer(b.lateral[1], functional)
+        self.fpn_conv = layer(b.fpn_conv, functional)
 
     def forward(self, x1, x2):
         lat = self.lat1(x1)
@@ -274,6 +275,7 @@ class PAN(Twin):
 
     def __init__(self, b, functional=False):
         super().__init__()
+        # mmdetection's PAFPN calls each conv through its ConvModule container (here: nn.Sequential)
         self.down, self.conv = layer(b.down[0], functional), layer(b.convs[0], functional)
 
     def forward(self, x1, x2):
@@ -399,9 +401,11 @@ def _randomize(block: nn.Module, seed: int) -> None:
             block.edge_weights.copy_(torch.rand(block.edge_weights.shape, generator=gen) + 0.5)
 
 
-def setup(kind: str, *, functional: bool = False, batch: int = 1,
-          seed: int = 0) -> tuple[nn.Module, nn.Module, list[torch.Tensor]]:
-    """(fusion block in eval mode, its hand-written twin in the given style, the default inputs)."""
+def setup(kind: str, *, functional: bool = False, batch: int = 1, seed: int = 0,
+          device: str = "cpu") -> tuple[nn.Module, nn.Module, list[torch.Tensor]]:
+    """(fusion block in eval mode, its hand-written twin in the given style, the default inputs),
+    all on ``device``. The block moves before its twin is built: a functional twin binds the
+    block's tensors, and ``Module.to`` replaces buffers (batch-norm statistics) by new ones."""
     from fusioncli import create_fusion
     from fusioncli.registry import get_info
     from fusioncli.spec import parse_shape
@@ -411,6 +415,7 @@ def setup(kind: str, *, functional: bool = False, batch: int = 1,
     torch.manual_seed(seed)
     block = create_fusion(kind, [s[0] for s in shapes], info.out).eval()
     _randomize(block, seed + 1)
+    block = block.to(device)
     gen = torch.Generator().manual_seed(seed + 2)
-    xs = [torch.randn((batch, *s), generator=gen) for s in shapes]
+    xs = [torch.randn((batch, *s), generator=gen).to(device) for s in shapes]
     return block, HANDWRITTEN[kind](block, functional).eval(), xs

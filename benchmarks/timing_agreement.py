@@ -8,6 +8,7 @@ medians over the rounds (its run-to-run spread). Interleaving keeps slow drifts 
 machine from favouring one side.
 
 Usage: python benchmarks/timing_agreement.py [--kinds concat,gated,dpt] [--repeat 5] [--min-time 0.4]
+       [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ from fusioncli.analysis import analyze, build, make_inputs
 from fusioncli.spec import resolve_spec
 
 
-def direct_median_ms(kind: str, threads: int, min_run_time: float) -> float:
+def direct_median_ms(kind: str, threads: int, min_run_time: float, device: str) -> float:
     spec = resolve_spec(kind)
-    model = build(spec, "cpu", torch.float32)
-    xs = make_inputs(spec, "cpu", torch.float32)
+    model = build(spec, device, torch.float32)
+    xs = make_inputs(spec, device, torch.float32)
 
     def step():
         with torch.inference_mode():
             model(*xs)
 
-    timer = Timer("step()", globals={"step": step}, num_threads=threads)
+    timer = Timer("step()", globals={"step": step}, num_threads=threads)  # synchronises CUDA itself
     timer.timeit(3)  # the same warm-up as fusion
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
@@ -43,19 +44,22 @@ def main() -> None:
     ap.add_argument("--kinds", default="concat,gated,aff,dpt")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.4)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {platform.machine()}, {threads} threads, fusion --min-time {args.min_time}\n")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    print(f"torch {torch.__version__}, {args.device} ({where}), {threads} threads, "
+          f"fusion --min-time {args.min_time}\n")
     print(f"| block | fusion median (ms), median of {args.repeat} | direct Timer median (ms), median of "
           f"{args.repeat} | ratio | CV of fusion's median over {args.repeat} invocations |")
     print("|---|---:|---:|---:|---:|")
     for kind in args.kinds.split(","):
         ours, theirs = [], []
         for _ in range(args.repeat):
-            ours.append(analyze(kind, min_time=args.min_time, threads=threads).timing.median_ms)
-            theirs.append(direct_median_ms(kind, threads, args.min_time))
+            ours.append(analyze(kind, min_time=args.min_time, threads=threads, device=args.device).timing.median_ms)
+            theirs.append(direct_median_ms(kind, threads, args.min_time, args.device))
         a, b = statistics.median(ours), statistics.median(theirs)
-        cv = statistics.stdev(ours) / statistics.fmean(ours)
+        cv = statistics.stdev(ours) / statistics.fmean(ours) if len(ours) > 1 else 0.0
         print(f"| {kind} | {a:.3f} | {b:.3f} | {a / b:.3f} | {cv:.1%} |")
 
 
