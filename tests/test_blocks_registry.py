@@ -75,3 +75,20 @@ def test_meta_counting_equals_real_counting(kind, cfg, shapes):
         counts[device] = (r.total.macs, r.total.flops, r.total.bytes_read, r.total.bytes_written, r.uncounted)
     assert counts["meta"] == counts["cpu"]
     assert counts["meta"][4] == {}, "ops without a FLOP formula"
+
+
+@pytest.mark.parametrize("kind,cfg,shapes", CASES, ids=IDS)
+def test_forward_calls_no_identity_and_registers_each_module_once(kind, cfg, shapes):
+    """Issue 8: options that are off cost no module call (an nn.Identity call is ~1-3 us of
+    Python, as much as a small GPU kernel), and the plain tuples forward uses to skip them or
+    to avoid ModuleList indexing register nothing twice (state_dict keys stay unique)."""
+    block = build(kind, shapes).eval()
+    called = []
+    for name, m in block.named_modules():
+        if type(m) is torch.nn.Identity:
+            m.register_forward_hook(lambda mod, args, out, name=name: called.append(name))
+    with torch.no_grad():
+        block(*inputs(shapes))
+    assert called == []
+    every = [n for n, _ in block.named_modules(remove_duplicate=False)]
+    assert len(every) == len({id(m) for _, m in block.named_modules(remove_duplicate=False)})

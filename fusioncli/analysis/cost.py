@@ -108,7 +108,7 @@ _VIEW = set(_packets(
 ))
 _IGNORED = {  # metadata queries that carry no work (the same list FlopCounterMode skips)
     aten.sym_size.default, aten.sym_stride.default, aten.sym_numel.default, aten.is_contiguous.default,
-    aten.stride.default, aten.size.default, aten.dim.default, aten.numel.default,
+    aten.stride.default, aten.size.default, aten.dim.default, aten.numel.default, aten.is_same_size.default,
     aten.sym_storage_offset.default, aten.storage_offset.default, torch.ops.prim.device.default,
     aten.is_contiguous.memory_format, aten.is_strides_like_format.default,
     aten.is_non_overlapping_and_dense.default, aten.sym_is_contiguous.default, torch.ops.prim.layout.default,

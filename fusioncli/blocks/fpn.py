@@ -68,6 +68,7 @@ class FPNFusion(FusionBlock):
         lateral_norm = "none" if no_norm_on_lateral else norm
         self.lateral = nn.ModuleList(conv_module(c, out_channels, 1, lateral_norm) for c in self.in_channels)
         self.fpn_conv = conv_module(out_channels, out_channels, 3, norm)
+        self._lateral, self._resize = tuple(self.lateral), tuple(self.resize)  # ModuleList indexing: ~1 us
 
     def reference_size(self, sizes):
         return tuple(sizes[0])
@@ -75,9 +76,10 @@ class FPNFusion(FusionBlock):
     def forward(self, *xs):
         self.check_inputs(xs)
         check_fine_to_coarse(self.kind, xs)
-        m = self.lateral[-1](xs[-1])
+        lateral, resize = self._lateral, self._resize
+        m = lateral[-1](xs[-1])
         for i in range(len(xs) - 2, -1, -1):
-            lat = self.lateral[i](xs[i])
+            lat = lateral[i](xs[i])
             size = lat.shape[-2:]
-            m = lat + (m if m.shape[-2:] == size else self.resize[i + 1](m, size))
+            m = lat + (m if m.shape[-2:] == size else resize[i + 1](m, size))
         return self.fpn_conv(m)

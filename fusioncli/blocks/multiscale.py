@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import ActName, FusionBlock, NormName, Resize, create_act, create_norm, sum_maps
+from .base import ActName, Chain, FusionBlock, NormName, Resize, create_act, create_norm, sum_maps
 
 
 class MultiScaleFusion(FusionBlock):
@@ -51,8 +51,8 @@ class MultiScaleFusion(FusionBlock):
         cin = sum(self.in_channels)
         self.merge = merge
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(cin, cb, k, stride=s, padding=k // 2, bias=norm == "none"),
-                          create_norm(norm, cb), create_act(act))
+            Chain(nn.Conv2d(cin, cb, k, stride=s, padding=k // 2, bias=norm == "none"),
+                  create_norm(norm, cb), create_act(act))
             for k, s in zip(kernels, strides)
         )
         self.branch_resize = nn.ModuleList(Resize(self.resize_mode, self.align_corners) for _ in kernels)
@@ -62,7 +62,7 @@ class MultiScaleFusion(FusionBlock):
             layers += [nn.Conv2d(cm if i == 0 else out_channels, out_channels, refine_kernel,
                                  padding=refine_kernel // 2, bias=norm == "none"),
                        create_norm(norm, out_channels), create_act(act)]
-        self.refine = nn.Sequential(*layers)
+        self.refine = Chain(*layers)
 
     def _merged_branches(self, xs) -> torch.Tensor:
         x = torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0]
