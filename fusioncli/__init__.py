@@ -15,7 +15,6 @@ __version__ = "0.1.0"
 
 from .errors import FusionError, RunError, SpecError
 from .registry import block_options, create_fusion, list_fusions
-from .spec import Spec, resolve_spec
 
 __all__ = [
     "__version__",
@@ -32,8 +31,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    # loaded on first use: ``fusion --help`` and the listings import this package too
     if name == "analyze":
         from .analysis import analyze
 
         return analyze
+    if name in ("Spec", "resolve_spec"):
+        from . import spec
+
+        return getattr(spec, name)
     raise AttributeError(f"module 'fusioncli' has no attribute {name!r}")

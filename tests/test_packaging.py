@@ -23,7 +23,7 @@ def test_wheel_contains_presets(tmp_path):
     assert shipped == {p.name for p in (ROOT / "presets").glob("*.toml")}
     assert "fusioncli/cli/__init__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "fusion = fusioncli.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "fusion = fusioncli._launch:main" in zipfile.ZipFile(wheel).read(entry).decode()
     # the JSON Schema (a non-Python file) ships inside the package, byte for byte
     packaged = zipfile.ZipFile(wheel).read("fusioncli/schema/report.schema.json")
     assert packaged == (ROOT / "fusioncli" / "schema" / "report.schema.json").read_bytes()

@@ -222,6 +222,8 @@ def _meta_shortcut(func, args):
         return _meta_cat(*args)
     if func is aten.convolution.default:
         return _meta_conv(*args)
+    if func in _SHORTCUT_MATMUL:  # meta_mm & co. check shapes with torch._check, which imports sympy
+        return _meta_matmul(func, args)
     x = args[0] if args else None
     if not isinstance(x, torch.Tensor) or x.device.type != "meta":
         return None
@@ -257,6 +259,27 @@ def _meta_shortcut(func, args):
     if func in _SHORTCUT_BN and x.dim() >= 2:
         return _empty(x.shape, x.dtype), _empty((x.shape[1],), torch.float32), _empty((x.shape[1],), torch.float32)
     return None
+
+
+_SHORTCUT_MATMUL = {aten.mm.default, aten.addmm.default, aten.bmm.default}
+
+
+def _meta_matmul(func, args):
+    """(n, k) @ (k, m) -> (n, m); addmm's bias first; bmm batched. None (run the op) unless every
+    tensor is a floating meta tensor of one dtype with matching inner sizes."""
+    a, b = args[1:3] if func is aten.addmm.default else args[:2]
+    tensors = args[:3] if func is aten.addmm.default else args[:2]
+    if not all(isinstance(t, torch.Tensor) and t.device.type == "meta" and t.dtype == a.dtype for t in tensors):
+        return None
+    if not a.dtype.is_floating_point:
+        return None
+    if func is aten.bmm.default:
+        if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+            return None
+        return _empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        return None
+    return _empty((a.shape[0], b.shape[1]), a.dtype)
 
 
 def _empty(shape, dtype):

@@ -1,18 +1,19 @@
-"""``fusion inspect`` and ``fusion compare``: gather options, call the analysis, render."""
+"""``fusion inspect`` and ``fusion compare``: gather options, call the analysis, render.
+
+Start-up: every ``fusion`` command imports this module (Typer declares all commands before
+it runs one), so reports, specs, comparisons and output files are imported inside the
+functions that use them, and torch only in :func:`_setup` (issue 8: listings under 0.3 s).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from .. import __version__
 from ..errors import FusionError, SpecError
-from ..report import Envelope, ErrorEntry
-from ..spec import parse_set, resolve_spec
 from . import app
-from .comparing import CompareChoice, expand_specs
 from .errors import error_line, fail, report_error
 from .feedback import progress, warn
 from .options import (
@@ -46,14 +47,18 @@ from .options import (
     SetOpt,
     SortOpt,
     ThreadsOpt,
+    complete_spec,
 )
-from .output import atomic_output, check_output
 from .state import state
 
-SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bundled preset name or a preset file.")]
+if TYPE_CHECKING:
+    from ..report import Envelope
+
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bundled preset name or a preset file.",
+                                         autocompletion=complete_spec)]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
                                                                      "quoted globs of them; the first is the baseline "
-                                                                     "unless --baseline.")]
+                                                                     "unless --baseline.", autocompletion=complete_spec)]
 
 
 def _setup(device: Device, dtype: DType, threads: int | None):
@@ -82,8 +87,7 @@ def timing_settings(*, device, dtype, threads, no_time, min_time, depth, crossch
                 min_time=min_time, crosscheck=crosscheck, timing_mode=mode, force=force)
 
 
-@dataclass(frozen=True)
-class SpecFlags:
+class SpecFlags(NamedTuple):
     """The flags that override a spec's shapes and options (shared by every spec of a run)."""
 
     inputs: list[str] | None = None
@@ -94,6 +98,8 @@ class SpecFlags:
 
 def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any]):
     """Resolve one spec with the flags and analyse it; ``settings`` are :func:`analyze` keywords."""
+    from ..spec import parse_set, resolve_spec
+
     spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
                         batch=flags.batch)
     report = analysis.analyze(spec, **settings)
@@ -107,6 +113,7 @@ def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any
 
 def _emit(env: Envelope, fmt: Format, by_op: bool = False, by_module: bool = False, output: str | None = None) -> None:
     from ..render import render
+    from .output import atomic_output
 
     with atomic_output(output) as stream:
         render(env, fmt.value, stream, by_op=by_op, by_module=by_module)
@@ -117,6 +124,7 @@ def precheck(spec_text: str, flags: SpecFlags, *, dtype: DType, no_time: bool, c
     """Size limits and inputs against free RAM, before torch is imported: an absurd shape fails in well under
     a second (the full memory guard follows the meta pass, in :func:`fusioncli.analysis.analyze`)."""
     from ..limits import check_inputs_fit, check_shapes
+    from ..spec import parse_set, resolve_spec
 
     spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
                         batch=flags.batch, check_options=False)
@@ -153,6 +161,9 @@ def inspect_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Build one block and report shapes, layers, parameters, MACs/FLOPs, memory and latency."""
+    from ..report import Envelope
+    from .output import check_output
+
     fmt = Format.json if as_json else fmt
     try:
         check_output(output)
@@ -211,6 +222,10 @@ def compare_cmd(
     fails becomes an error row; the others are still reported and the exit code is
     that of the first failure.
     """
+    from ..report import Envelope, ErrorEntry
+    from .comparing import CompareChoice, expand_specs
+    from .output import check_output
+
     fmt = Format.json if as_json else fmt
     try:
         check_output(output)

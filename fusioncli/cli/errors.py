@@ -10,7 +10,6 @@ from typing import NoReturn
 import typer
 
 from ..errors import FusionError
-from ..report import SCHEMA_VERSION
 from .state import state
 
 
@@ -21,6 +20,7 @@ def one_line(text: str) -> str:
 
 def error_object(err: FusionError) -> dict:
     """``{"schema_version": 1, "error": {"type", "message", "field"}}`` (see ``fusion schema``)."""
+    from ..report import SCHEMA_VERSION  # not at start-up: only errors need it
     return {"schema_version": SCHEMA_VERSION, "error": {**err.to_dict(), "message": one_line(err.message)}}
 
 

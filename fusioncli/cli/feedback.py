@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from rich.console import Console
-
 from .state import state
 
 T = TypeVar("T")
@@ -16,6 +14,7 @@ def warn(message: str) -> None:
     """One ``fusion: warning:`` line on stderr (silenced by ``--quiet``)."""
     if state.quiet:
         return
+    from rich.console import Console  # rich loads on first use: listings and --help do without it
     from rich.markup import escape  # names and values come from users: never markup
 
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]fusion: warning:[/yellow] {escape(message)}")
@@ -23,8 +22,12 @@ def warn(message: str) -> None:
 
 def progress(total: int, label: str, *, name_items: bool = False) -> Callable[[Iterable[T]], Iterator[T]]:
     """A transient progress bar on stderr while several items run (terminals only, not with ``--quiet``)."""
+    if state.quiet or total < 2:
+        return lambda items: iter(items)
+    from rich.console import Console
+
     console = Console(stderr=True)
-    if state.quiet or total < 2 or not console.is_terminal:
+    if not console.is_terminal:
         return lambda items: iter(items)
 
     def wrap(items: Iterable[T]) -> Iterator[T]:

@@ -80,3 +80,11 @@ OutputOpt = Annotated[Optional[str], typer.Option(
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Run even when the memory guard estimates the run will not fit (or an input exceeds 2**40 "
     "elements).")]
+
+
+def complete_spec(incomplete: str) -> list[str]:
+    """Shell completion of a SPEC: block kinds and bundled preset names (no torch, no files read)."""
+    from ..registry import list_fusions
+    from ..spec import bundled_presets
+
+    return [n for n in (*list_fusions(), *bundled_presets()) if n.startswith(incomplete)]

@@ -2,27 +2,26 @@
 
 The grid, shards, point overrides and the exponent fit live in :mod:`fusioncli.sweep`;
 each point is one ``run_spec`` call, exactly as ``inspect`` would run it.
+
+Start-up: this module is imported by every ``fusion`` command (Typer declares all commands
+before it runs one), so the sweep machinery, reports, specs and output files are imported
+inside the functions that use them (issue 8: listings and ``--help`` under 0.3 s).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .. import __version__
-from .. import sweep as S
 from ..errors import FusionError, SpecError
 from ..registry import block_options
-from ..report import SCHEMA_VERSION, Envelope, ErrorEntry
-from ..spec import parse_set, resolve_spec
 from . import app
 from .analyze import SpecFlags, _setup, run_spec, timing_settings
-from .comparing import expand_specs
 from .errors import error_line, fail, report_error
 from .feedback import progress, warn
 from .options import (
@@ -49,9 +48,13 @@ from .options import (
     ShardOpt,
     ThreadsOpt,
     VaryOpt,
+    complete_spec,
 )
-from .output import atomic_output, check_output
 from .state import state
+
+if TYPE_CHECKING:
+    from .. import sweep as S
+    from ..report import Envelope
 
 
 class SweepFormat(str, Enum):
@@ -65,7 +68,7 @@ class SweepFormat(str, Enum):
 SweepFormatOpt = Annotated[SweepFormat, typer.Option(
     "--format", "-f", help="Output format; jsonl streams one self-contained JSON object per grid point.")]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
-                                                                     "quoted globs of them.")]
+                                                                     "quoted globs of them.", autocompletion=complete_spec)]
 FilesArg = Annotated[list[Path], typer.Argument(metavar="FILES...", help="Outputs of `fusion sweep --format json` "
                                                                        "or `--format jsonl` (shards of one sweep).")]
 SweepDepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of each report's layer list.")]
@@ -75,6 +78,8 @@ TOOL = {"name": "fusioncli", "version": __version__}
 
 def _check_options(vary: dict, bases: dict) -> None:
     """An option varied must be an option of at least one spec's block (typos fail before anything runs)."""
+    from .. import sweep as S
+
     names = [v for v in vary if v not in S.RESERVED]
     blocks = {b.block for b in bases.values() if not isinstance(b, FusionError)}
     if not names or not blocks:
@@ -89,6 +94,7 @@ def _check_options(vary: dict, bases: dict) -> None:
 
 def _render(env: Envelope, fmt: SweepFormat, output: str | None) -> None:
     from ..render import render
+    from .output import atomic_output
 
     try:
         with atomic_output(output) as stream:
@@ -119,6 +125,11 @@ class _Runner:
         self.exit_code = 0
 
     def point(self, point: S.Point):
+        from dataclasses import replace
+
+        from .. import sweep as S
+        from ..report import ErrorEntry
+
         base = self.bases[point.spec]
         if isinstance(base, FusionError):
             self.exit_code = self.exit_code or base.exit_code
@@ -177,6 +188,12 @@ def sweep_cmd(
     meta device (fast at any size). A point that fails becomes an error row; the others
     are still reported and the exit code is that of the first failure.
     """
+    from .. import sweep as S
+    from ..report import SCHEMA_VERSION, Envelope
+    from ..spec import parse_set, resolve_spec
+    from .comparing import expand_specs
+    from .output import atomic_output, check_output
+
     fmt = SweepFormat.json if as_json else fmt
     err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
     state.quiet = quiet
@@ -272,6 +289,10 @@ def merge_cmd(
     Every file must come from the same sweep (same SPECs and --vary); missing grid
     points are named in a note, a point given twice is kept once.
     """
+    from .. import sweep as S
+    from ..report import SCHEMA_VERSION, Envelope
+    from .output import atomic_output, check_output
+
     fmt = SweepFormat.json if as_json else fmt
     err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
     try:
