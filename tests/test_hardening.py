@@ -311,6 +311,35 @@ def test_output_keeps_permissions(tmp_path):
     assert target.read_text().startswith("|")
 
 
+def test_output_to_a_fifo_writes_in_place(tmp_path):
+    """A special file (FIFO here; /dev/null and /dev/stdout alike) is written, never renamed over:
+    `-o /dev/null` once replaced the device node with a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)
+    reader.start()
+    code, out, _ = run_main("inspect", "add", *TINY, "--no-time", "--json", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert (code, out) == (0, "")
+    assert json.loads(got[0])["reports"][0]["cost"]["flops"] == 64
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temporary file either
+
+
+def test_output_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert run_main("inspect", "add", *TINY, "--no-time", "--json", "-o", str(link))[0] == 0
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["reports"][0]["cost"]["flops"] == 64
+
+
 def test_failed_run_with_output(tmp_path):
     target = tmp_path / "r.txt"
     target.write_text("previous report\n")

@@ -4,12 +4,18 @@ The report is written to a temporary file in FILE's directory, flushed to disk, 
 renamed over FILE (``os.replace``, atomic on POSIX and Windows): a reader sees the old
 file or the whole new one, and an interrupted or failed run leaves FILE as it was and
 no temporary file behind.
+
+Special files are written in place, not replaced: a character device (``-o /dev/null``,
+``-o /dev/stdout``), a FIFO or a socket is opened and written like stdout (renaming over
+``/dev/null`` would turn it into a regular file). A symbolic link is followed: the file it
+points to is replaced, the link stays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +35,11 @@ def check_output(path: str | None) -> None:
     try:
         if target.is_dir():
             raise SpecError.bad("--output", path, "expected a file path, not a directory")
+        if _is_special(target):
+            if not os.access(target, os.W_OK):
+                raise SpecError.bad("--output", path, "is not writable")
+            return
+        target = _resolved(target)
         parent = target.parent if str(target.parent) else Path(".")
         if not parent.is_dir():
             raise SpecError.bad("--output", path, f"its directory {str(parent)!r} does not exist")
@@ -36,6 +47,19 @@ def check_output(path: str | None) -> None:
             raise SpecError.bad("--output", path, f"its directory {str(parent)!r} is not writable")
     except (OSError, ValueError) as e:  # a name too long, an embedded NUL, ...
         raise SpecError.bad("--output", path, f"not a usable path ({type(e).__name__})") from None
+
+
+def _is_special(target: Path) -> bool:
+    """An existing file that is not a regular file (device, FIFO, socket), links followed."""
+    try:
+        return not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _resolved(target: Path) -> Path:
+    """The file a symbolic link points to (the link is kept, its target replaced)."""
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
 
 
 def _mode_for(target: Path) -> int:
@@ -54,6 +78,14 @@ def atomic_output(path: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         return
     target = Path(path)
+    if _is_special(target):  # written in place: there is nothing to replace atomically
+        try:
+            with open(target, "w", encoding="utf-8", newline="") as stream:
+                yield stream
+        except OSError as e:
+            raise RunError(f"--output: cannot write {path!r}: {e.strerror or e}", field="--output") from None
+        return
+    target = _resolved(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent)
                                    else ".")
