@@ -52,3 +52,4 @@ echo "(the next step must be refused with exit 1: about 262 GB of activations)"
 step guard "${fusion[@]}" inspect concat --in 64x4000x4000 --in 64x4000x4000 --out 4096 --device "$dev"
 step timing-agreement "$py" benchmarks/timing_agreement.py --device "$dev" --repeat 5 --min-time 0.2
 step forward-overhead "$py" benchmarks/forward_overhead.py --device "$dev" --rounds 20
+step forward-overhead-batch8 "$py" benchmarks/forward_overhead.py --device "$dev" --rounds 20 --batch 8
