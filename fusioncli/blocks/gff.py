@@ -70,19 +70,20 @@ class GFF(FusionBlock):
             nn.Sequential(nn.Conv2d(c, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU())
             for c in self.in_channels)
         self.gate = nn.ModuleList(nn.Sequential(nn.Conv2d(c, gate_width, 1), nn.Sigmoid()) for c in self.in_channels)
+        self._resize = tuple(self.resize)  # indexing a ModuleList costs ~1 us a call
 
     def reference_size(self, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
         return tuple(sizes[self.target])
 
     def _fuse(self, i: int, ps: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor:
-        size = tuple(ps[i].shape[-2:])
+        size = ps[i].shape[-2:]
         s = None
-        for j, (g, p) in enumerate(zip(gs, ps)):
+        for j, (g, p, r) in enumerate(zip(gs, ps, self._resize)):
             if j == i:
                 continue
             gp = g * p
-            if tuple(gp.shape[-2:]) != size:
-                gp = self.resize[j](gp, size)
+            if gp.shape[-2:] != size:
+                gp = r(gp, size)
             s = gp if s is None else s + gp
         return (1 + gs[i]) * ps[i] + (1 - gs[i]) * s
 
