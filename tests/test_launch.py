@@ -97,3 +97,19 @@ def test_shell_completion_of_specs_without_torch():
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["dpt", "dpt-vitb-level"]  # the kind, then the preset
     assert "torch" not in probe(r.stderr)
+
+
+def test_setup_freezes_torchs_objects_and_keeps_gc_on():
+    """The CLI imports torch with the collector off, then freezes what the import made."""
+    import gc
+
+    from fusioncli.cli.analyze import _setup
+    from fusioncli.cli.options import Device, DType
+
+    assert gc.isenabled()
+    try:
+        _setup(Device.cpu, DType.float32, None)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 10_000  # torch's modules, functions and classes at least
+    finally:
+        gc.unfreeze()
