@@ -1,5 +1,7 @@
-"""The console script's start-up path (fusioncli/_launch.py): one command module, no torch for
-listings, and an exit that skips the interpreter's teardown but not the exit handlers."""
+"""The cost of the tool itself (issue 8): the console script's start-up path
+(fusioncli/_launch.py: one command module, no torch for listings, an exit that skips the
+interpreter's teardown but not the exit handlers), torch's import under a frozen collector,
+and one block construction per device per report."""
 
 from __future__ import annotations
 
@@ -113,3 +115,30 @@ def test_setup_freezes_torchs_objects_and_keeps_gc_on():
         assert gc.get_freeze_count() > 10_000  # torch's modules, functions and classes at least
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("settings,expected", [
+    ({"time": False}, {"meta": 1}),
+    ({"min_time": 0.01}, {"meta": 1, "cpu": 1}),
+    ({"time": False, "crosscheck": True}, {"meta": 1, "cpu": 1}),  # fvcore's CPU trace; FlopCounterMode reuses meta
+])
+def test_each_report_builds_the_block_once_per_device(monkeypatch, settings, expected):
+    """Issue 8: no repeated module construction. The meta block serves torchinfo, fusion's
+    counter and FlopCounterMode; a real device gets one build for timing (or fvcore)."""
+    import collections
+
+    import torch
+
+    from fusioncli.analysis import analyze
+    from fusioncli.blocks import base
+
+    built = collections.Counter()
+    init = base.FusionBlock.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built[str(torch.get_default_device())] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(base.FusionBlock, "__init__", counting_init)
+    analyze("aff", inputs=["8x8x8", "8x8x8"], out=8, **settings)
+    assert dict(built) == expected

@@ -193,7 +193,9 @@ def analyze(
     if crosscheck:
         from .crosscheck import crosscheck as run_crosscheck
 
-        checks = run_crosscheck(lambda dev: build(spec, dev, tdtype), lambda dev: make_inputs(spec, dev, tdtype),
+        # the meta block and inputs of the pass above serve FlopCounterMode too (no second build)
+        checks = run_crosscheck(lambda dev: model if dev == "meta" else build(spec, dev, tdtype),
+                                lambda dev: xs if dev == "meta" else make_inputs(spec, dev, tdtype),
                                 macs=cost.total.macs, flops=cost.total.flops, by_op=cost_dict["by_op"],
                                 torchinfo_mult_adds=stats.total_mult_adds)
 
