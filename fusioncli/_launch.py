@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
     lazy = not completing
-    gc.disable()  # importing creates ~10^5 long-lived objects: collecting them meanwhile finds nothing
+    gc.disable()  # importing makes tens of thousands of long-lived objects: collections meanwhile free little
     try:
         from . import cli
 
