@@ -87,6 +87,9 @@ BAD = [
     (("inspect", "gated", "--in", "8x4x4"), 2, ["at least 2"]),
     (("inspect", "dpt", "--in", "64x8x8", "--in", "64x8x8", "--out", "32"), 2, ["--in", "'dpt'"]),
     (("inspect", "add", *TINY, "--autocast", "--min-time", "0.01"), 2, ["--autocast", "bfloat16"]),
+    # listings
+    (("blocks", "dtp"), 2, ["PATTERN: invalid value 'dtp'; matches no block kind", "did you mean 'dpt'"]),
+    (("blocks", "x*", "--json"), 2, ["PATTERN: invalid value 'x*'"]),
     # devices and dtypes
     (("inspect", "concat", "--device", "tpu"), 2, ["--device: invalid value 'tpu'", "cpu, cuda"]),
     (("inspect", "concat", "--device", "cdua"), 2, ["did you mean 'cuda'"]),

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import registry
-from ..errors import FusionError
+from ..errors import FusionError, SpecError
 from . import app
 from .errors import fail
 from .options import Format, FormatOpt, JsonOpt
@@ -28,6 +28,10 @@ def blocks_cmd(
     """List the block kinds with a one-line description and their source."""
     fmt = Format.json if as_json else fmt
     rows = [registry.get_info(k) for k in registry.list_fusions(pattern)]
+    if not rows:  # as a glob that matches no preset file in compare: say so, exit 2
+        kinds = registry.list_fusions()
+        fail(SpecError.bad("PATTERN", pattern, "matches no block kind; kinds: " + ", ".join(kinds), choices=kinds),
+             fmt.value)
     if fmt == Format.json:
         json.dump([{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
                     "default_out": b.out} for b in rows], sys.stdout, indent=2)
