@@ -41,7 +41,7 @@ from typing import Literal
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, NormName, projections
+from .base import FusionBlock, NormName, projections, skip_identities
 from .fpn import check_fine_to_coarse, conv_module
 
 
@@ -79,7 +79,7 @@ class PANFusion(FusionBlock):
         self.convs = nn.ModuleList(conv_module(c, c, 3, norm, 1, act()) for _ in range(n_convs))
         # what forward calls, as plain tuples: indexing a ModuleList costs ~1 us, an identity
         # projection a module call (None here: not called)
-        self._proj = tuple(None if type(m) is nn.Identity else m for m in self.proj)
+        self._proj = skip_identities(self.proj) or (None,) * len(self.proj)
         self._down, self._convs, self._resize = tuple(self.down), tuple(self.convs), tuple(self.resize)
 
     def reference_size(self, sizes):
