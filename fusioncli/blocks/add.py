@@ -30,8 +30,7 @@ class AddFusion(FusionBlock):
         if self._pair and not rest and x2 is not None and x1.is_same_size(x2):
             return x1 + x2
         xs = (x1,) if x2 is None and not rest else (x1, x2, *rest)
-        if len(xs) != self._n_inputs:
-            self.check_inputs(xs)
+        self.check_inputs(xs)
         xs = self.aligned(xs)
         if self._proj is not None:
             xs = apply_each(self._proj, xs)

@@ -105,7 +105,6 @@ class FusionBlock(nn.Module):
             if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
                 raise SpecError.bad("channels", c, "allowed: positive integers")
         self.in_channels = tuple(in_channels)
-        self._n_inputs = len(in_channels)
         self.out_channels = out_channels
         self.align_ref = align or self.default_align
         self.resize_mode = resize_mode or self.default_resize_mode

@@ -140,7 +140,7 @@ class BiFPNFusion(FusionBlock):
         return out
 
     def forward(self, *xs):
-        if len(xs) != self._n_inputs:
+        if len(xs) != len(self.in_channels):  # check_inputs says why; calling it costs a Python call
             self.check_inputs(xs)
         out = self._weighted_sum(xs)  # the resized maps are freed here, before the convs
         for m in self._chain:
