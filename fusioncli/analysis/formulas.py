@@ -1,0 +1,435 @@
+"""The formula table: the (MACs, FLOPs) of one op from the shapes of its arguments.
+
+A formula is keyed by an op's qualified name: a packet, ``"aten::add"`` (every overload), or
+one overload, ``"aten::add.Tensor"`` (``"aten::relu.default"`` for the default one), which wins
+over its packet's entry. It is called as torch's ``flop_counter`` formulas are::
+
+    fn(*args, out_shape=..., **kwargs)
+
+with every tensor of ``args`` and ``kwargs`` replaced by its ``torch.Size`` (``None`` stays
+``None``, a list of tensors becomes a list of shapes, scalars stay) and ``out_shape`` the
+output's shape, or a tuple of shapes for an op with several outputs. It returns the FLOPs as an
+``int`` (MACs 0) or a ``(macs, flops)`` tuple of non-negative ints::
+
+    from math import prod
+    from fusioncli import register_formula
+
+    @register_formula("mylib::fuse")
+    def fuse_flops(x, y, out_shape):
+        return 3 * prod(out_shape)
+
+Plug-ins: a distribution declares formulas in the entry-point group ``fusioncli.formulas``;
+the entry point's *name* is the op name, its value the formula (``module:function``)::
+
+    [project.entry-points."fusioncli.formulas"]
+    "mylib::fuse" = "mylib.costs:fuse_flops"
+
+They are loaded when the first :class:`~fusioncli.analysis.cost.CostCounter` is created (not
+when ``fusioncli`` is imported); a broken one raises :class:`~fusioncli.errors.SpecError`.
+
+Every built-in formula (the ``fusion-v1`` convention of :mod:`fusioncli.analysis.cost`) sits in
+this same table. Views (``VIEW_OPS``) count no FLOPs and, apart from the table, move no bytes.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from math import prod
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import flop_registry as _TORCH_FLOP_FORMULAS
+
+from ..errors import RunError, SpecError
+
+__all__ = [
+    "BATCH_NORM_OPS", "BUILTIN_OPS", "ENTRY_POINT_GROUP", "VIEW_OPS", "formula_for", "load_entry_point_formulas",
+    "register_formula", "registered_formulas", "unregister_formula",
+]
+
+ENTRY_POINT_GROUP = "fusioncli.formulas"
+
+aten = torch.ops.aten
+_NAME = re.compile(r"[A-Za-z_]\w*::[A-Za-z_]\w*(\.[A-Za-z_]\w*)?")
+
+
+class _Formula:
+    __slots__ = ("fn", "key", "raw")
+
+    def __init__(self, fn: Callable, key: str, raw: bool = False) -> None:
+        self.fn = fn
+        self.key = key
+        self.raw = raw  # torch's get_raw formulas take the tensors themselves and ``out_val``
+
+
+_FORMULAS: dict[str, _Formula] = {}
+_CACHE: dict[Any, _Formula | None] = {}
+_EP_SOURCES: dict[str, tuple[str, str, str]] = {}
+_entry_points_loaded = False
+
+
+def op_name(op) -> str:
+    """``"ns::op"`` or ``"ns::op.overload"`` for a name string, an OpOverloadPacket or an OpOverload."""
+    if isinstance(op, str):
+        if not _NAME.fullmatch(op):
+            raise ValueError(f"op {op!r}: expected 'namespace::op' or 'namespace::op.overload', e.g. 'aten::add' "
+                             "or 'aten::add.Tensor'")
+        return op
+    if isinstance(op, torch._ops.OpOverloadPacket):
+        return op._qualified_op_name
+    if isinstance(op, torch._ops.OpOverload):
+        return f"{op._overloadpacket._qualified_op_name}.{op._overloadname}"
+    overload = getattr(op, "_opoverload", None)  # torch.library.custom_op's CustomOpDef
+    if isinstance(overload, torch._ops.OpOverload):
+        return overload._overloadpacket._qualified_op_name
+    raise TypeError(f"op {op!r}: expected a 'namespace::op[.overload]' string, an OpOverloadPacket "
+                    f"(torch.ops.ns.op) or an OpOverload (torch.ops.ns.op.overload), got {type(op).__name__}")
+
+
+def register_formula(op, fn: Callable | None = None, *, replace: bool = False):
+    """Register ``fn`` as the formula of ``op``; without ``fn``, a decorator that does.
+
+    ``op``: ``"ns::op"``, ``"ns::op.overload"``, an OpOverloadPacket or an OpOverload. An op
+    that already has a formula raises ValueError unless ``replace=True``. Returns ``fn``.
+    """
+    key = op_name(op)
+
+    def register(f: Callable) -> Callable:
+        _add(key, f, replace=replace)
+        return f
+
+    return register if fn is None else register(fn)
+
+
+def unregister_formula(op) -> Callable:
+    """Remove the formula registered for exactly ``op`` (packet or overload key) and return it;
+    KeyError when there is none."""
+    key = op_name(op)
+    if key not in _FORMULAS:
+        raise KeyError(f"{key} has no formula registered")
+    _CACHE.clear()
+    _EP_SOURCES.pop(key, None)
+    return _FORMULAS.pop(key).fn
+
+
+def registered_formulas() -> dict[str, Callable]:
+    """A copy of the table: op name -> formula."""
+    return {k: f.fn for k, f in _FORMULAS.items()}
+
+
+def formula_for(func) -> Callable | None:
+    """The formula that counts the OpOverload ``func`` (its overload's entry, else its packet's), or None."""
+    entry = lookup(func)
+    return None if entry is None else entry.fn
+
+
+def lookup(func) -> _Formula | None:
+    """The table entry for an OpOverload, cached per OpOverload until the table changes."""
+    try:
+        return _CACHE[func]
+    except KeyError:
+        pass
+    packet = func._overloadpacket._qualified_op_name
+    entry = _FORMULAS.get(f"{packet}.{func._overloadname}") or _FORMULAS.get(packet)
+    _CACHE[func] = entry
+    return entry
+
+
+def evaluate(entry: _Formula, args, kwargs, out) -> tuple[int, int]:
+    """(MACs, FLOPs) of one call: the formula applied to the shapes of its arguments and output."""
+    try:
+        if entry.raw:
+            got = entry.fn(*args, out_val=out, **kwargs)
+        else:
+            got = entry.fn(*[_shape(a) for a in args], out_shape=_shape(out),
+                           **({k: _shape(v) for k, v in kwargs.items()} if kwargs else kwargs))
+    except Exception as e:
+        raise RunError(f"formula for {entry.key} raised {type(e).__name__}: {e}".splitlines()[0]) from e
+    if type(got) is int and got >= 0:
+        return 0, got
+    return _checked(entry.key, got)
+
+
+def _checked(key: str, got) -> tuple[int, int]:
+    pair = got if isinstance(got, tuple) and len(got) == 2 else None if isinstance(got, tuple) else (0, got)
+    if pair is None or not all(_is_count(v) for v in pair):
+        raise RunError(f"formula for {key} returned {got!r}; expected a non-negative int (FLOPs) or a "
+                       "(macs, flops) tuple of non-negative ints")
+    return operator.index(pair[0]), operator.index(pair[1])
+
+
+def _is_count(v) -> bool:
+    return not isinstance(v, bool) and hasattr(v, "__index__") and operator.index(v) >= 0
+
+
+def _shape(x):
+    if isinstance(x, torch.Tensor):
+        return x.shape
+    if type(x) is list:
+        return [_shape(e) for e in x]
+    if type(x) is tuple:
+        return tuple(_shape(e) for e in x)
+    return x
+
+
+def _add(key: str, fn: Callable, *, replace: bool = False, raw: bool = False) -> None:
+    if not callable(fn):
+        raise TypeError(f"formula for {key}: expected a callable, got {type(fn).__name__}")
+    if key in _FORMULAS and not replace:
+        raise ValueError(f"{key} already has a formula ({_describe(_FORMULAS[key].fn)}); "
+                         "pass replace=True to override it")
+    _FORMULAS[key] = _Formula(fn, key, raw)
+    _EP_SOURCES.pop(key, None)
+    _CACHE.clear()
+
+
+def _describe(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', None) or repr(fn)}"
+
+
+def load_entry_point_formulas() -> list[str]:
+    """Register the formula of every entry point in group ``fusioncli.formulas``; return the op
+    names registered by this call (one already registered from the same entry point is skipped).
+
+    A broken entry point (fails to load, not callable, bad op name, op that already has a
+    formula) raises SpecError naming the entry point and its distribution.
+    """
+    global _entry_points_loaded
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
+        source = (ep.name, ep.value, dist_name)
+        where = f"formula entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP}) of {dist_name}"
+        try:
+            key = op_name(ep.name)
+        except ValueError as e:
+            raise SpecError(f"{where}: the name must be the op's; {e}", field=ENTRY_POINT_GROUP) from None
+        if _EP_SOURCES.get(key) == source and key in _FORMULAS:
+            continue
+        try:
+            fn = ep.load()
+        except Exception as e:
+            raise SpecError(f"{where}: cannot load it: {type(e).__name__}: {e}".splitlines()[0],
+                            field=ENTRY_POINT_GROUP) from e
+        try:
+            _add(key, fn)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"{where}: {e}", field=ENTRY_POINT_GROUP) from None
+        _EP_SOURCES[key] = source
+        added.append(key)
+    _entry_points_loaded = True
+    return added
+
+
+def ensure_entry_point_formulas() -> None:
+    """Load the entry-point formulas once (the first CostCounter calls this)."""
+    if not _entry_points_loaded:
+        load_entry_point_formulas()
+
+
+# ---- the built-in table: convention fusion-v1 ----------------------------------------------------
+
+
+def _packet_names(names: str) -> list[str]:
+    """``aten::name`` and its in-place ``aten::name_``, for those this torch has."""
+    return [f"aten::{n}" for name in names.split() for n in (name, name + "_") if getattr(aten, n, None) is not None]
+
+
+def _first(shape):
+    """The first tensor shape of an output (depth first), or None."""
+    if isinstance(shape, torch.Size):
+        return shape
+    if isinstance(shape, (list, tuple)):
+        for s in shape:
+            f = _first(s)
+            if f is not None:
+                return f
+    return None
+
+
+def _numel(shape) -> int:
+    return prod(shape) if isinstance(shape, torch.Size) else 0
+
+
+def _n_out(out_shape) -> int:
+    return _numel(_first(out_shape))
+
+
+def _per_output(per: int) -> Callable:
+    def formula(*args, out_shape, **kwargs) -> int:
+        return per * _n_out(out_shape)
+
+    formula.__doc__ = f"{per} per output element."
+    formula.__qualname__ = f"per_output_{per}"
+    return formula
+
+
+def _per_input(per: int) -> Callable:
+    def formula(x, *args, out_shape, **kwargs) -> int:
+        return per * _numel(x)
+
+    formula.__doc__ = f"{per} per input element."
+    formula.__qualname__ = f"per_input_{per}"
+    return formula
+
+
+def _zero(*args, out_shape, **kwargs) -> int:
+    """0: data movement or a view."""
+    return 0
+
+
+def _input_plus_output(x, *args, out_shape, **kwargs) -> int:
+    """1 per input element + 1 per output element (mean, adaptive average pooling)."""
+    return _numel(x) + _n_out(out_shape)
+
+
+def _pool(x, *args, out_shape, **kwargs) -> int:
+    """kernel area per output element."""
+    k = args[0] if args else kwargs.get("kernel_size")
+    k = [k] if isinstance(k, int) else list(k)
+    return prod(k) * _n_out(out_shape)
+
+
+def _norm(per: int, *, training_arg: bool = False) -> Callable:
+    def formula(x, *args, out_shape, **kwargs) -> int:
+        weight = args[0] if args else None
+        affine = 2 if weight is not None else 0
+        p = per
+        if training_arg:
+            training = args[4] if len(args) > 4 else kwargs.get("training", False)
+            p = 5 if training else 2
+        return (p + affine) * _n_out(out_shape)
+
+    formula.__doc__ = ("2 per output element (running statistics), 5 when training; +2 with an affine weight"
+                       if training_arg else f"{per} per output element, +2 with an affine weight")
+    return formula
+
+
+def _sdpa_cpu(q, k, v, *args, out_shape, **kwargs) -> tuple[int, int]:
+    """MACs = B*H*Lq*S*(E + Ev); FLOPs = 2 MACs + B*H*(Lq + S)*E (q and k each scaled by
+    sqrt(scale), as the math path does) + 5*B*H*Lq*S (softmax over the scores)."""
+    *batch, lq, e = q
+    s, ev = k[-2], v[-1]
+    bh = prod(batch)
+    macs = bh * lq * s * e + bh * lq * s * ev
+    return macs, 2 * macs + bh * (lq + s) * e + 5 * bh * lq * s
+
+
+def _trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1, *, out_shape) -> tuple[int, int]:
+    """As ATen's ``_trilinear`` computes it (``nn.Bilinear``, ``F.bilinear``): with every input
+    unsqueezed at its ``expand`` dims, the dims summed that ``i3`` lacks are contracted in
+    ``i1 x i2`` first, then the rest against ``i3``. MACs = points of the first contraction
+    (broadcast of ``i1`` and ``i2``) + points of the second (that result, summed dims dropped, with
+    ``i3``); FLOPs = 2 MACs + 1 per output element (each unrolled slice is added into a zeroed
+    output). nn.Bilinear(I, J, O) on B rows: B*O*I*J + B*O*J MACs."""
+    def expanded(shape, expand):
+        dims = list(shape)
+        for d in sorted(expand):
+            dims.insert(d, 1)
+        return dims
+
+    a, b, c = expanded(i1, expand1), expanded(i2, expand2), expanded(i3, expand3)
+    summed = set(sumdim)
+    first = [max(x, y) for x, y in zip(a, b)]
+    buf = [1 if (d in summed and c[d] == 1) else n for d, n in enumerate(first)]
+    second = [max(x, y) for x, y in zip(buf, c)]
+    macs = prod(first) + prod(second)
+    return macs, 2 * macs + _n_out(out_shape)
+
+
+_CONV_BIAS = {"aten::convolution", "aten::_convolution", "aten::cudnn_convolution", "aten::convolution_overrideable",
+              "aten::_slow_conv2d_forward"}
+_MATMUL_BIAS = {"aten::addmm", "aten::baddbmm"}
+
+
+def _torch_formula(key: str, tfn: Callable) -> tuple[Callable, bool]:
+    """torch's formula (2 FLOPs per MAC, bias excluded) halved into MACs; FLOPs = 2 MACs + 1 per
+    output element for the bias add of conv (when it has a bias), addmm and baddbmm."""
+    conv, matmul = key in _CONV_BIAS, key in _MATMUL_BIAS
+
+    def bias(args, out_shape) -> int:
+        if matmul or (conv and len(args) > 2 and args[2] is not None):
+            return _n_out(out_shape)
+        return 0
+
+    inner = getattr(tfn, "__wrapped__", None)  # shape_wrapper's: it takes shapes
+    if inner is None:  # get_raw: it takes the tensors
+        def formula(*args, out_val=None, **kwargs) -> tuple[int, int]:
+            macs = tfn(*args, out_val=out_val, **kwargs) // 2
+            return macs, 2 * macs + bias(args, _shape(out_val))
+    else:
+        def formula(*args, out_shape, **kwargs) -> tuple[int, int]:
+            macs = inner(*args, out_shape=out_shape, **kwargs) // 2
+            return macs, 2 * macs + bias(args, out_shape)
+    formula.__doc__ = _torch_formula.__doc__
+    formula.__qualname__ = f"torch_formula[{key}]"
+    return formula, inner is None
+
+
+def _builtin_table() -> dict[str, tuple[Callable, bool]]:
+    table: dict[str, tuple[Callable, bool]] = {}
+
+    def put(names: list[str], fn: Callable, raw: bool = False) -> None:
+        for n in names:
+            if n in table:
+                raise ValueError(f"built-in formula table: {n} listed twice")
+            table[n] = (fn, raw)
+
+    for packet, tfn in _TORCH_FLOP_FORMULAS.items():
+        if isinstance(packet, torch._ops.OpOverloadPacket) and packet is not getattr(aten, "convolution_backward", 0):
+            key = packet._qualified_op_name
+            put([key], *_torch_formula(key, tfn))
+    put(_packet_names(
+        "add sub mul div rsub neg abs relu leaky_relu elu celu selu gelu silu sigmoid tanh hardswish "
+        "hardsigmoid hardtanh relu6 mish softplus exp exp2 expm1 log log2 log1p sqrt rsqrt reciprocal pow "
+        "clamp clamp_min clamp_max maximum minimum where sign erf sin cos floor ceil round threshold "
+        "_prelu_kernel prelu square masked_fill eq ne lt le gt ge logical_not logical_and logical_or"), _per_output(1))
+    put(_packet_names("addcmul addcdiv"), _per_output(2))
+    put(_packet_names("lerp"), _per_output(3))
+    put(_packet_names("_softmax _safe_softmax _log_softmax softmax log_softmax"), _per_output(5))
+    put(_packet_names(
+        "cat stack clone copy _to_copy zeros zeros_like ones ones_like full full_like fill zero new_zeros new_ones "
+        "constant_pad_nd reflection_pad2d replication_pad2d index index_select gather flip roll repeat "
+        "pixel_shuffle pixel_unshuffle upsample_nearest1d upsample_nearest2d upsample_nearest3d "
+        "_upsample_nearest_exact2d _unsafe_index scalar_tensor arange lift_fresh_copy bernoulli native_dropout"), _zero)
+    put(sorted(VIEW_OPS), _zero)
+    put(_packet_names("sum amax amin max min argmax argmin prod any all"), _per_input(1))
+    put(_packet_names("var std var_mean std_mean"), _per_input(3))
+    put(_packet_names("mean"), _input_plus_output)
+    put(_packet_names("_adaptive_avg_pool2d adaptive_avg_pool2d _adaptive_avg_pool3d"), _input_plus_output)
+    put(_packet_names("adaptive_max_pool2d"), _per_input(1))
+    put(_packet_names("avg_pool2d max_pool2d_with_indices max_pool2d avg_pool1d max_pool1d"), _pool)
+    put(_packet_names("upsample_bilinear2d _upsample_bilinear2d_aa grid_sampler_2d"), _per_output(7))
+    put(_packet_names("upsample_linear1d"), _per_output(3))
+    put(_packet_names("upsample_bicubic2d _upsample_bicubic2d_aa"), _per_output(31))
+    put(_packet_names("_native_batch_norm_legit_no_training"), _norm(2))
+    put(sorted(BATCH_NORM_OPS - set(_packet_names("_native_batch_norm_legit_no_training"))),
+        _norm(5, training_arg=True))
+    put(_packet_names("native_layer_norm native_group_norm"), _norm(5))
+    put(_packet_names("_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_attention_math"), _sdpa_cpu)
+    put(_packet_names("_trilinear"), _trilinear)
+    return table
+
+
+VIEW_OPS: frozenset[str] = frozenset(_packet_names(
+    "view _unsafe_view reshape _reshape_alias permute transpose t expand expand_as squeeze unsqueeze slice select "
+    "split split_with_sizes unbind alias detach as_strided unfold narrow chunk lift_fresh empty empty_like "
+    "empty_strided new_empty view_as flatten unflatten movedim diagonal _local_scalar_dense"))
+"""Packets whose results alias their input (or allocate nothing): 0 FLOPs and no bytes moved."""
+
+BATCH_NORM_OPS: frozenset[str] = frozenset(_packet_names(
+    "native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training cudnn_batch_norm "
+    "miopen_batch_norm"))
+"""Batch norms: only the normalised map counts as bytes written (the saved statistics are empty
+on CPU in eval mode but not on meta)."""
+
+for _key, (_fn, _raw) in _builtin_table().items():
+    _add(_key, _fn, raw=_raw)
+BUILTIN_OPS: frozenset[str] = frozenset(_FORMULAS)
+"""The op names of the built-in formulas."""
+del _key, _fn, _raw

@@ -1,0 +1,168 @@
+"""Output shapes of shape-trivial ops on meta tensors, computed without running their meta kernels.
+
+torch's meta kernels for interpolation, batch norm and many element-wise ops are Python
+decompositions that take 0.2-20 ms a call (two bilinear resizes cost 40 ms, most of a block's
+counting time); their output shapes follow from the arguments. Outputs are contiguous, which
+changes no count. The tests check that counting on meta equals counting on CPU for every block.
+"""
+
+from __future__ import annotations
+
+import torch
+
+aten = torch.ops.aten
+
+
+def _overloads(names: str) -> set:
+    """The ``op.overload`` names that exist in this torch (older releases lack some)."""
+    out = set()
+    for name in names.split():
+        packet, overload = name.split(".")
+        o = getattr(getattr(aten, packet, None), overload, None)
+        if o is not None:
+            out.add(o)
+    return out
+
+
+_SHORTCUT_RESIZE = _overloads(
+    "upsample_bilinear2d.default upsample_bicubic2d.default upsample_nearest2d.default "
+    "_upsample_bilinear2d_aa.default _upsample_nearest_exact2d.default")
+_SHORTCUT_REDUCE = _overloads("mean.dim sum.dim_IntList amax.default amin.default")
+_SHORTCUT_BN = _overloads("native_batch_norm.default _native_batch_norm_legit_no_training.default")
+# out-of-place element-wise ops whose result, for floating tensors of one dtype and Python
+# scalars, has that dtype and the broadcast shape of the tensor arguments
+_SHORTCUT_POINTWISE = _overloads(
+    "add.Tensor add.Scalar sub.Tensor sub.Scalar mul.Tensor mul.Scalar div.Tensor div.Scalar rsub.Tensor "
+    "rsub.Scalar neg.default relu.default leaky_relu.default sigmoid.default tanh.default gelu.default "
+    "silu.default hardswish.default hardsigmoid.default hardtanh.default elu.default exp.default "
+    "sqrt.default rsqrt.default reciprocal.default pow.Tensor_Scalar clamp.default clamp_min.default "
+    "maximum.default minimum.default lerp.Scalar lerp.Tensor addcmul.default addcdiv.default "
+    "_softmax.default _safe_softmax.default _log_softmax.default _prelu_kernel.default")
+_SHORTCUT_MATMUL = _overloads("mm.default addmm.default bmm.default")
+
+
+def meta_shortcut(func, args):
+    """Output of a shape-trivial op on meta tensors, without running its meta kernel.
+
+    Anything else returns None and runs normally.
+    """
+    if func is aten.cat.default:
+        return _meta_cat(*args)
+    if func is aten.convolution.default:
+        return _meta_conv(*args)
+    if func in _SHORTCUT_MATMUL:  # meta_mm & co. check shapes with torch._check, which imports sympy
+        return _meta_matmul(func, args)
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.device.type != "meta":
+        return None
+    if func in _SHORTCUT_RESIZE:
+        return torch.empty((*x.shape[:-2], *args[1]), dtype=x.dtype, device="meta")
+    if func in _SHORTCUT_POINTWISE:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if all(t.device.type == "meta" and t.dtype == x.dtype for t in tensors) and x.dtype.is_floating_point and \
+                all(isinstance(a, (torch.Tensor, int, float, bool, type(None), list, tuple)) for a in args):
+            shape = _broadcast([t.shape for t in tensors])
+            return None if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
+        return None
+    if func in _SHORTCUT_REDUCE and x.dtype.is_floating_point and len(args) >= 2 and \
+            isinstance(args[1], (list, tuple)) and args[1] and all(isinstance(d, int) for d in args[1]):
+        keep = bool(args[2]) if len(args) > 2 else False
+        dims = {d % x.dim() for d in args[1]}
+        shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
+        return _empty(shape, x.dtype)
+    if func in (aten.max_pool2d_with_indices.default, aten.avg_pool2d.default) and x.dim() == 4:
+        ceil = (args[5] if len(args) > 5 else False) if func is aten.max_pool2d_with_indices.default else \
+            (args[4] if len(args) > 4 else False)
+        dil = (args[4] if len(args) > 4 else [1, 1]) if func is aten.max_pool2d_with_indices.default else [1, 1]
+        size = _pool_out(x.shape[-2:], args[1], args[2] if len(args) > 2 else [], args[3] if len(args) > 3 else [0],
+                         dil, ceil)
+        if size is None:
+            return None
+        out = _empty((*x.shape[:-2], *size), x.dtype)
+        return (out, _empty(out.shape, torch.int64)) if func is aten.max_pool2d_with_indices.default else out
+    if func is aten.native_layer_norm.default:
+        axis = x.dim() - len(args[1])
+        stats = (*x.shape[:axis], *([1] * len(args[1])))
+        return _empty(x.shape, x.dtype), _empty(stats, torch.float32), _empty(stats, torch.float32)
+    if func in _SHORTCUT_BN and x.dim() >= 2:
+        return _empty(x.shape, x.dtype), _empty((x.shape[1],), torch.float32), _empty((x.shape[1],), torch.float32)
+    return None
+
+
+def _meta_matmul(func, args):
+    """(n, k) @ (k, m) -> (n, m); addmm's bias first; bmm batched. None (run the op) unless every
+    tensor is a floating meta tensor of one dtype with matching inner sizes."""
+    a, b = args[1:3] if func is aten.addmm.default else args[:2]
+    tensors = args[:3] if func is aten.addmm.default else args[:2]
+    if not all(isinstance(t, torch.Tensor) and t.device.type == "meta" and t.dtype == a.dtype for t in tensors):
+        return None
+    if not a.dtype.is_floating_point:
+        return None
+    if func is aten.bmm.default:
+        if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+            return None
+        return _empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        return None
+    return _empty((a.shape[0], b.shape[1]), a.dtype)
+
+
+def _empty(shape, dtype):
+    # torch.empty, not empty_like or clone: their meta paths import sympy (0.5 s) on first use
+    return torch.empty(tuple(shape), dtype=dtype, device="meta")
+
+
+def _broadcast(shapes) -> tuple[int, ...] | None:
+    """Broadcast shape, or None when they do not broadcast (torch then raises its own error).
+    Plain Python: ``torch.broadcast_shapes`` imports sympy (0.5 s) on first use."""
+    n = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _pool_out(hw, kernel, stride, padding, dilation, ceil_mode) -> list[int] | None:
+    """Output size of a 2-d pooling, as torch's pooling_output_shape computes it."""
+    two = lambda v: [v, v] if isinstance(v, int) else (list(v) * 2 if len(v) == 1 else list(v))  # noqa: E731
+    k, s, p, d = two(kernel), two(stride) if stride else two(kernel), two(padding), two(dilation)
+    out = []
+    for n, ki, si, pi, di in zip(hw, k, s, p, d):
+        num = n + 2 * pi - di * (ki - 1) - 1 + (si - 1 if ceil_mode else 0)
+        o = num // si + 1
+        if ceil_mode and (o - 1) * si >= n + pi:
+            o -= 1
+        if o <= 0:
+            return None
+        out.append(o)
+    return out
+
+
+def _meta_conv(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    nd = x.dim() - 2
+    ok = (isinstance(x, torch.Tensor) and x.device.type == "meta" and w.device.type == "meta" and not transposed
+          and nd >= 1 and w.dim() == nd + 2 and x.shape[1] == w.shape[1] * groups
+          and all(isinstance(v, (list, tuple)) and len(v) == nd and all(isinstance(i, int) for i in v)
+                  for v in (stride, padding, dilation)))
+    if not ok:
+        return None
+    spatial = [(x.shape[2 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+               for i in range(nd)]
+    if any(s <= 0 for s in spatial):
+        return None  # let torch raise its own error
+    return torch.empty((x.shape[0], w.shape[0], *spatial), dtype=x.dtype, device="meta")
+
+
+def _meta_cat(tensors, dim: int = 0):
+    ts = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)]  # legacy empty tensors are skipped
+    if not ts or any(t.device.type != "meta" or t.dtype != ts[0].dtype or t.dim() != ts[0].dim() for t in ts):
+        return None
+    dim = dim % ts[0].dim()
+    shape = list(ts[0].shape)
+    if any(list(t.shape[:dim]) + list(t.shape[dim + 1:]) != shape[:dim] + shape[dim + 1:] for t in ts):
+        return None  # let torch raise its own error
+    shape[dim] = sum(t.shape[dim] for t in ts)
+    return torch.empty(shape, dtype=ts[0].dtype, device="meta")
