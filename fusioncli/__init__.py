@@ -4,7 +4,7 @@
 
 >>> import fusioncli
 >>> fusioncli.list_fusions("c*")
-['concat']
+['concat', 'cbam', 'crossattn']
 >>> block = fusioncli.create_fusion("concat", in_channels=[64, 64], out_channels=64)  # doctest: +SKIP
 >>> report = fusioncli.analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)  # doctest: +SKIP
 """
@@ -24,18 +24,24 @@ __all__ = [
     "Spec",
     "analyze",
     "block_options",
+    "compare",
     "create_fusion",
     "list_fusions",
+    "register_formula",
     "resolve_spec",
 ]
 
 
 def __getattr__(name: str):
     # loaded on first use: ``fusion --help`` and the listings import this package too
-    if name == "analyze":
-        from .analysis import analyze
+    if name in ("analyze", "compare"):
+        from . import analysis
 
-        return analyze
+        return getattr(analysis, name)
+    if name == "register_formula":
+        from .analysis.formulas import register_formula
+
+        return register_formula
     if name in ("Spec", "resolve_spec"):
         from . import spec
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .. import pareto as P
-from ..errors import FusionError, SpecError
-from ..report import Envelope, ErrorEntry, Report
-from ..spec import parse_set, resolve_spec
+from . import pareto as P
+from .errors import FusionError, SpecError
+from .report import Envelope, ErrorEntry, Report
 
 GLOB_CHARS = set("*?[")
 
@@ -51,7 +50,7 @@ class CompareChoice:
     @classmethod
     def parse(cls, *, baseline: str | None, sort: str | None, pareto: str, plot: str | None,
               timed: bool) -> CompareChoice:
-        from ..render.plot import check_plot
+        from .render.plot import check_plot
 
         if sort is not None:
             if sort not in P.SORT_KEYS:
@@ -64,17 +63,17 @@ class CompareChoice:
             raise SpecError.bad("--pareto", pareto, "latency is not measured with --no-time; add another metric")
         return cls(baseline, sort, metrics, check_plot(plot), timed)
 
-    def check_baseline(self, specs: list[str], *, inputs, out, sets, batch) -> None:
-        """``--baseline`` must name one of the specs, as given or by its report name (checked before running)."""
+    def check_baseline(self, specs: list[str], resolved: list) -> None:
+        """``--baseline`` must name one of the specs, as given or by its report name (checked before running);
+        ``resolved`` holds each spec's Spec, or the error resolving it raised."""
         if self.baseline is None or self.baseline in specs:
             return
         names: list[str] = []
         seen: dict[str, int] = {}
-        for text in specs:
-            try:
-                name = resolve_spec(text, inputs=inputs, out=out, options=parse_set(sets), batch=batch).name
-            except FusionError:
+        for spec in resolved:
+            if isinstance(spec, FusionError):
                 continue
+            name = spec.name
             seen[name] = seen.get(name, 0) + 1
             names.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
         if self.baseline not in names:
@@ -104,6 +103,6 @@ class CompareChoice:
 
     def write_plot(self, env: Envelope) -> None:
         if self.plot is not None:
-            from ..render.plot import plot_compare
+            from .render.plot import plot_compare
 
             plot_compare(env, self.plot)

@@ -6,7 +6,7 @@ before it pays for importing torch. The guard that uses the meta-device pass
 
 Limits:
 
-- every input tensor (batch x C x H x W) has at most :data:`MAX_ELEMENTS` (2**40, about
+- every input tensor (batch x its shape) has at most :data:`MAX_ELEMENTS` (2**40, about
   1.1e12) elements, more than any machine holds; ``--force`` lifts this, for counting on
   the meta device (``--no-time``);
 - an input of 2**63 bytes or more does not fit torch's 64-bit sizes: refused even with ``--force``;
@@ -73,7 +73,7 @@ def check_shapes(spec, dtype: str, *, force: bool = False) -> None:
     esize = DTYPE_BYTES.get(dtype, 4)
     field = _inputs_field(spec)
     for i, (shape, n) in enumerate(zip(spec.inputs, input_elements(spec)), 1):
-        text = f"batch x CxHxW = {'x'.join(map(str, (spec.batch, *shape)))}"
+        text = f"batch x shape = {'x'.join(map(str, (spec.batch, *shape)))}"
         if n * esize > MAX_BYTES:
             raise SpecError(f"{field}: input {i} ({text}) is {n:.3g} elements, {format_bytes(n * esize)} as {dtype}, "
                             "beyond torch's 64-bit tensor sizes; allowed: under 2**63 bytes per input", field=field)

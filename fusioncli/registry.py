@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from . import arguments
+from .arguments import OptionInfo
 from .errors import SpecError
 
 
@@ -97,6 +99,11 @@ BLOCKS: tuple[BlockInfo, ...] = (
 _BY_KIND = {b.kind: b for b in BLOCKS}
 
 
+def kinds() -> dict[str, BlockInfo]:
+    """The built-in kinds (a mapping: membership tests without building a list)."""
+    return _BY_KIND
+
+
 def list_fusions(pattern: str = "*") -> list[str]:
     """Registered block kinds matching an fnmatch ``pattern``, in registry order."""
     return [b.kind for b in BLOCKS if fnmatch.fnmatchcase(b.kind, pattern)]
@@ -115,30 +122,6 @@ def get_class(kind: str) -> type:
 
 
 # --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class OptionInfo:
-    name: str
-    type: Any  # the annotation
-    default: Any
-
-    @property
-    def choices(self) -> tuple | None:
-        ann = _strip_optional(self.type)
-        if typing.get_origin(ann) is typing.Literal:
-            return typing.get_args(ann)
-        return None
-
-    def describe(self) -> str:
-        ann = _strip_optional(self.type)
-        if self.choices:
-            text = "one of " + "|".join(map(str, self.choices))
-        elif typing.get_origin(ann) is tuple:
-            text = "comma-separated " + typing.get_args(ann)[0].__name__ + "s"
-        else:
-            text = getattr(ann, "__name__", str(ann))
-        return text + (" or none" if _is_optional(self.type) else "")
 
 
 def block_options(kind: str) -> dict[str, OptionInfo]:
@@ -161,79 +144,12 @@ def block_options(kind: str) -> dict[str, OptionInfo]:
 
 def coerce_options(kind: str, raw: dict[str, Any], *, field: str = "--set") -> dict[str, Any]:
     """Validate option names and convert values (strings from ``--set`` or TOML values)."""
-    known = block_options(kind)
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise SpecError.bad(f"{field} {key}", key, f"options of '{kind}': " + ", ".join(known), choices=known)
-        out[key] = coerce_value(known[key], value, field=f"{field} {key}")
-    return out
+    return arguments.coerce_options(block_options(kind), raw, owner=kind, field=field)
 
 
 def resolved_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     """All options of ``kind`` with defaults filled in (for reports)."""
     return {name: options.get(name, info.default) for name, info in block_options(kind).items()}
-
-
-def _is_optional(ann: Any) -> bool:
-    return typing.get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(
-        None
-    ) in typing.get_args(ann)
-
-
-def _strip_optional(ann: Any) -> Any:
-    if _is_optional(ann):
-        rest = [a for a in typing.get_args(ann) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else ann
-    return ann
-
-
-def coerce_value(info: OptionInfo, value: Any, *, field: str) -> Any:
-    ann = info.type
-    if _is_optional(ann) and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))):
-        return None
-    ann = _strip_optional(ann)
-    allowed = "allowed: " + info.describe()
-    try:
-        if info.choices is not None:
-            choices = info.choices
-            if value not in choices:
-                raise SpecError.bad(field, value, allowed, choices=[str(c) for c in choices])
-            return value
-        if typing.get_origin(ann) is tuple:
-            elem = typing.get_args(ann)[0]
-            items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-            result = tuple(_scalar(elem, v) for v in items if not (isinstance(v, str) and v.strip() == ""))
-            if not result:
-                raise ValueError
-            return result
-        return _scalar(ann, value)
-    except (ValueError, TypeError):
-        raise SpecError.bad(field, value, allowed) from None
-
-
-def _scalar(ann: Any, value: Any) -> Any:
-    if ann is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError
-    if ann is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        return int(value) if not isinstance(value, str) else int(value.strip())
-    if ann is float:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    if ann is str:
-        if not isinstance(value, str):
-            raise ValueError
-        return value
-    raise TypeError(ann)
 
 
 def create_fusion(kind: str, in_channels: list[int] | tuple[int, ...], out_channels: int, **options: Any):

@@ -67,6 +67,10 @@ class Report:
     source: str = ""
     description: str = ""
     sweep: dict[str, Any] | None = None  # only in sweeps: {"spec", "index", "values"} of the grid point
+    output_paths: list[str] = field(default_factory=list)  # one per output: "out", "out[0]", "out['p3']"
+    input_names: list[str] | None = None  # named inputs (--pack dict or kwargs)
+    pack: str = "args"  # how the inputs were passed: args, list, dict or kwargs
+    counted_on: str = "meta"  # where the counting pass ran: meta, or cpu for a block that cannot run on meta
 
     def to_dict(self) -> dict:
         d = asdict(self)

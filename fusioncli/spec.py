@@ -1,18 +1,27 @@
 """Specs: what to build and at which shapes, from flags, a bundled preset or a preset file.
 
 A spec string is a block kind (``concat``), the name of a bundled preset
-(``dpt-vitb-level``) or a path to a TOML preset file. Flags (``--in``, ``--out``,
-``--set``, ``--batch``) override what a preset sets. Everything is validated here,
-up front, with errors that name the field, the bad value and what is allowed.
+(``dpt-vitb-level``), a path to a TOML preset file, or a user block: ``path/to/file.py:Name``,
+``package.module:Name`` or the kind of an installed plugin (see :mod:`fusioncli.userblock`).
+Flags (``--in``, ``--out``, ``--set``, ``--batch``, ``--pack``) override what a preset sets.
+Everything that can be checked without importing torch or user code is validated here,
+up front, with errors that name the field, the bad value and what is allowed; option
+values are typed against the block's signature when the block is built.
+
+An input shape is one input's shape without the batch dimension, 1 to 4 dimensions:
+``768`` (a vector), ``196x768`` (tokens, N x C), ``64x32x32`` (a map, C x H x W),
+``64x8x32x32`` (a volume, C x D x H x W), optionally named: ``query=100x64``.
 
 Preset file format::
 
-    block = "concat"                 # required: a block kind
+    block = "concat"                 # required: a block kind, "blocks/my.py:MyFusion" (relative
+                                     # to this file), "package.module:Name" or a plugin kind
     description = "..."              # optional
     source = "U-Net decoder, level 3" # optional: the architecture it comes from
-    inputs = ["64x56x56", "128x28x28"]  # or [[64, 56, 56], [128, 28, 28]]
-    out = 64
+    inputs = ["64x56x56", "128x28x28"]  # or [[64, 56, 56], [128, 28, 28]], or ["query=100x64", ...]
+    out = 64                         # optional for user blocks
     batch = 1                        # optional
+    pack = "args"                    # optional: args, list, dict or kwargs (how inputs are passed)
     [options]                        # optional block options
     norm = "bn"
 """
@@ -34,44 +43,95 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Shape = tuple[int, int, int]
-PRESET_KEYS = {"name", "block", "description", "source", "inputs", "out", "batch", "options"}
+Shape = tuple[int, ...]
+PRESET_KEYS = {"name", "block", "description", "source", "inputs", "out", "batch", "options", "pack"}
+PACKS = ("args", "list", "dict", "kwargs")
 MAX_PRESET_BYTES = 1 << 20
-SHAPE_HELP = "expected CxHxW with three positive integers, e.g. 64x56x56"
+MAX_RANK = 4
+SHAPE_HELP = ("expected [NAME=]SHAPE, one input's shape without the batch: 1 to 4 positive integers joined by 'x', "
+              "e.g. 64x56x56 (CxHxW), 196x768 (NxC tokens), 768, 64x8x32x32 (CxDxHxW)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
 class Spec:
     name: str
-    block: str
+    block: str  # a kind, a plugin kind, "/abs/path/file.py:Name" or "package.module:Name"
     inputs: list[Shape]
-    out: int
+    out: int | None
     options: dict[str, Any] = field(default_factory=dict)
     batch: int = 1
     description: str = ""
     source: str = ""
     path: str | None = None  # the preset file, if any
     inputs_field: str = "--in"  # where the input shapes came from, for messages ("FILE: inputs" or "--in")
+    input_names: list[str] | None = None  # with --pack dict or kwargs: one name per input
+    pack: str = "args"  # how the inputs are passed to forward: see PACKS
+    option_fields: dict[str, str] = field(default_factory=dict)  # option -> where it was set, when not --set
+    obj: Any = field(default=None, repr=False, compare=False)  # Python API: an nn.Module, a class or a factory
+
+    @property
+    def builtin(self) -> bool:
+        return self.obj is None and self.block in registry.kinds()
 
 
 def parse_shape(text: Any, field: str = "--in") -> Shape:
-    """``"64x56x56"`` (or a list of three ints from TOML) -> ``(64, 56, 56)``."""
+    """``"64x56x56"`` (or a list of ints from TOML, or one int) -> ``(64, 56, 56)``; 1 to 4 dimensions."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = [text]
     if isinstance(text, (list, tuple)):
         parts = list(text)
-        ok = len(parts) == 3 and all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in parts)
+        ok = 1 <= len(parts) <= MAX_RANK and all(isinstance(p, int) and not isinstance(p, bool) and p > 0
+                                                 for p in parts)
         if not ok:
             raise SpecError.bad(field, text, SHAPE_HELP)
-        return tuple(parts)  # type: ignore[return-value]
-    if not isinstance(text, str) or not re.fullmatch(r"\s*\d+\s*[xX*,]\s*\d+\s*[xX*,]\s*\d+\s*", text):
+        return tuple(parts)
+    if not isinstance(text, str) or not re.fullmatch(r"\s*\d+\s*(?:[xX*,]\s*\d+\s*){0,%d}" % (MAX_RANK - 1), text):
         raise SpecError.bad(field, text, SHAPE_HELP)
     dims = tuple(int(p) for p in re.split(r"[xX*,]", text))
     if any(d <= 0 for d in dims):
         raise SpecError.bad(field, text, SHAPE_HELP)
-    return dims  # type: ignore[return-value]
+    return dims
+
+
+def parse_input(text: Any, field: str = "--in") -> tuple[str | None, Shape]:
+    """``"query=100x64"`` -> ``("query", (100, 64))``; ``"64x32x32"`` -> ``(None, (64, 32, 32))``."""
+    if isinstance(text, str) and "=" in text:
+        name, _, shape = text.partition("=")
+        name = name.strip()
+        if not _NAME.fullmatch(name):
+            raise SpecError.bad(field, text, "an input name is a Python identifier, e.g. query=100x64")
+        return name, parse_shape(shape, field)
+    return None, parse_shape(text, field)
+
+
+def parse_inputs(items: list[Any], field: str = "--in") -> tuple[list[Shape], list[str] | None]:
+    """Shapes and names of a list of inputs: either every input is named or none is."""
+    parsed = [parse_input(t, field) for t in items]
+    names = [n for n, _ in parsed]
+    shapes = [s for _, s in parsed]
+    if all(n is None for n in names):
+        return shapes, None
+    if any(n is None for n in names):
+        unnamed = next(str(t) for t, (n, _) in zip(items, parsed) if n is None)
+        raise SpecError.bad(field, unnamed, "name every input or none, e.g. --in query=100x64 --in key=50x64")
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise SpecError.bad(field, dup, "each input name at most once")
+    return shapes, names  # type: ignore[return-value]
 
 
 def format_shape(shape) -> str:
     return "x".join(str(d) for d in shape)
+
+
+def format_input(shape, name: str | None = None) -> str:
+    return f"{name}={format_shape(shape)}" if name else format_shape(shape)
+
+
+def channels_of(shape: Shape) -> int:
+    """An input's width: C of CxHxW and CxDxHxW (the first dimension), C of NxC and C (the last)."""
+    return shape[0] if len(shape) >= 3 else shape[-1]
 
 
 def parse_set(items: list[str] | None) -> dict[str, str]:
@@ -89,6 +149,19 @@ def _positive_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SpecError.bad(field, value, "allowed: a positive integer")
     return value
+
+
+def check_pack(pack: Any, names: list[str] | None, field: str = "--pack") -> str:
+    """A known calling convention, with names exactly when it needs them."""
+    if pack not in PACKS:
+        raise SpecError.bad(field, pack, "allowed: " + ", ".join(PACKS), choices=PACKS)
+    if pack in ("dict", "kwargs") and names is None:
+        raise SpecError(f"{field}: '{pack}' passes named inputs; name each one, e.g. --in query=100x64 "
+                        "--in key=50x64", field=field)
+    if pack in ("args", "list") and names is not None:
+        raise SpecError(f"--in: named inputs ({', '.join(names)}) need --pack dict or --pack kwargs "
+                        f"(got --pack {pack})", field="--in")
+    return pack
 
 
 # --------------------------------------------------------------------------- presets
@@ -138,6 +211,22 @@ def _check_preset_file(path: Path, label: str) -> None:
                         "(a preset is a few lines of TOML)", field="preset")
 
 
+def _block_of(text: str, field: str, base_dir: Path | None = None) -> tuple[str, dict | None]:
+    """A preset's or the command line's block: the registry's defaults for a built-in kind, ``None`` for a
+    user block (whose file reference is made absolute, relative to ``base_dir``)."""
+    from . import userblock
+
+    if text in registry.kinds():
+        info = registry.get_info(text)
+        return text, {"inputs": list(info.inputs), "out": info.out}
+    ref = userblock.parse_reference(text, field=field, base_dir=base_dir)
+    if ref is None:
+        names = [*registry.list_fusions(), *userblock.plugin_kinds()]
+        raise SpecError.bad(field, text, "expected a block kind, a plugin kind, FILE.py:NAME or "
+                            "package.module:NAME (see `fusion blocks`)", choices=names)
+    return ref, None
+
+
 def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     """Read and validate a TOML preset file.
 
@@ -163,16 +252,20 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
         key = sorted(unknown)[0]
         raise SpecError.bad(f"{label}: key", key, "allowed keys: " + ", ".join(sorted(PRESET_KEYS)), choices=PRESET_KEYS)
     if "block" not in data:
-        raise SpecError(f"{label}: key 'block' is missing; allowed: " + ", ".join(registry.list_fusions()), field="block")
+        raise SpecError(f"{label}: key 'block' is missing; allowed: " + ", ".join(registry.list_fusions())
+                        + ", FILE.py:NAME or package.module:NAME", field="block")
     block = data["block"]
     if not isinstance(block, str):
-        raise SpecError.bad(f"{label}: block", block, "expected a string naming a block kind")
-    info = registry.get_info(block)
-    raw_inputs = data.get("inputs", list(info.inputs))
+        raise SpecError.bad(f"{label}: block", block, "expected a string naming a block kind or FILE.py:NAME")
+    block, defaults = _block_of(block, f"{label}: block", base_dir=path.resolve().parent)
+    if "inputs" not in data and defaults is None:
+        raise SpecError(f"{label}: key 'inputs' is missing; a user block has no default inputs", field="inputs")
+    raw_inputs = data.get("inputs", defaults["inputs"] if defaults else None)
     if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise SpecError.bad(f"{label}: inputs", raw_inputs, "expected a non-empty list of CxHxW shapes")
-    inputs = [parse_shape(s, f"{label}: inputs") for s in raw_inputs]
-    out = _positive_int(data.get("out", info.out), f"{label}: out")
+        raise SpecError.bad(f"{label}: inputs", raw_inputs, "expected a non-empty list of input shapes")
+    inputs, names = parse_inputs(raw_inputs, f"{label}: inputs")
+    out = data.get("out", defaults["out"] if defaults else None)
+    out = None if out is None else _positive_int(out, f"{label}: out")
     batch = _positive_int(data.get("batch", 1), f"{label}: batch")
     options = data.get("options", {})
     if not isinstance(options, dict):
@@ -180,18 +273,40 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     for key in ("name", "description", "source"):
         if key in data and not isinstance(data[key], str):
             raise SpecError.bad(f"{label}: {key}", data[key], "expected a string")
-    return Spec(
+    pack = check_pack(data.get("pack", "args"), names, f"{label}: pack")
+    spec = Spec(
         name=data.get("name", path.stem),
         block=block,
         inputs=inputs,
         out=out,
-        options=registry.coerce_options(block, options, field=f"{label}: options") if check_options else options,
+        options=options,
         batch=batch,
         description=data.get("description", ""),
         source=data.get("source", ""),
         path=str(path),
         inputs_field=f"{label}: inputs" if "inputs" in data else "--in",
+        input_names=names,
+        pack=pack,
+        option_fields={k: f"{label}: options" for k in options},
     )
+    if check_options:
+        spec.options = typed_options(spec, options)
+    return spec
+
+
+def typed_options(spec: Spec, raw: dict[str, Any]) -> dict[str, Any]:
+    """Option values typed by the block's signature (imports the block, so torch or user code); errors name
+    where each option was set (``--set`` or the preset's ``options``)."""
+    from . import userblock
+
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = spec.option_fields.get(key, "--set")
+        if spec.builtin:
+            typed.update(registry.coerce_options(spec.block, {key: value}, field=field))
+        else:
+            typed.update(userblock.coerce_options(userblock.load(spec), {key: value}, field=field))
+    return typed
 
 
 def _is_file(text: str) -> bool:
@@ -201,6 +316,14 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def _is_preset_path(text: str) -> bool:
+    from . import userblock
+
+    if text.endswith(".py") or userblock.looks_like_reference(text):
+        return False
+    return text.endswith(".toml") or _is_file(text) or ("/" in text and ":" not in text)
+
+
 def resolve_spec(
     spec: str,
     *,
@@ -208,32 +331,69 @@ def resolve_spec(
     out: int | None = None,
     options: dict[str, Any] | None = None,
     batch: int | None = None,
+    pack: str | None = None,
     check_options: bool = True,
 ) -> Spec:
     """Turn a spec string plus flag overrides into a validated :class:`Spec`.
 
-    ``check_options=False`` leaves block options untyped (no block class, so no torch):
-    enough for the size checks the command line makes before importing torch.
+    ``check_options=False`` leaves block options untyped (no block class, so no torch and no
+    user code): enough for the size checks the command line makes before importing torch;
+    the options are typed when the block is built.
     """
+    from . import userblock
+
     presets = bundled_presets()
-    if spec in {b for b in registry.list_fusions()}:
+    if spec in registry.kinds():
         info = registry.get_info(spec)
         base = Spec(name=spec, block=spec, inputs=[parse_shape(s) for s in info.inputs], out=info.out)
     elif spec in presets:
-        base = load_preset(presets[spec], check_options=check_options)
-    elif spec.endswith(".toml") or "/" in spec or _is_file(spec):
-        base = load_preset(spec, check_options=check_options)
+        base = load_preset(presets[spec], check_options=False)
+    elif _is_preset_path(spec):
+        base = load_preset(spec, check_options=False)
     else:
-        names = [*registry.list_fusions(), *presets]
-        raise SpecError.bad("SPEC", spec, "expected a block kind, a bundled preset name or a preset file path "
-                            "(see `fusion blocks` and `fusion presets`)", choices=names)
+        ref = userblock.parse_reference(spec, field="SPEC")
+        if ref is None:
+            names = [*registry.list_fusions(), *presets, *userblock.plugin_kinds()]
+            raise SpecError.bad("SPEC", spec, "expected a block kind, a bundled preset name, a preset file, "
+                                "FILE.py:NAME, package.module:NAME or a plugin kind (see `fusion blocks` and "
+                                "`fusion presets`)", choices=names)
+        if not inputs:
+            raise SpecError(f"--in: needed for the user block {spec!r}: one --in per input, e.g. --in 64x32x32 "
+                            "--in 64x32x32", field="--in")
+        base = Spec(name=userblock.display_name(ref), block=ref, inputs=[], out=None)
+    return override(base, inputs=inputs, out=out, options=options, batch=batch, pack=pack,
+                    check_options=check_options)
+
+
+def override(base: Spec, *, inputs=None, out=None, options=None, batch=None, pack=None,
+             check_options: bool = True) -> Spec:
+    """``base`` with the flags applied (in place) and checked: shapes, names, pack, out, batch, options."""
     if inputs:
-        base.inputs = [parse_shape(s) for s in inputs]
+        base.inputs, base.input_names = parse_inputs(list(inputs))
         base.inputs_field = "--in"
     if out is not None:
         base.out = _positive_int(out, "--out")
     if batch is not None:
         base.batch = _positive_int(batch, "--batch")
     if options:
-        base.options = {**base.options, **(registry.coerce_options(base.block, options) if check_options else options)}
+        base.options = {**base.options, **options}
+        base.option_fields = {k: v for k, v in base.option_fields.items() if k not in options}
+    base.pack = check_pack(pack if pack is not None else base.pack, base.input_names,
+                           "--pack" if pack is not None or base.path is None else f"{base.path}: pack")
+    if base.builtin:
+        check_builtin_inputs(base)
+    if check_options:
+        base.options = typed_options(base, base.options)
     return base
+
+
+def check_builtin_inputs(spec: Spec) -> None:
+    """Built-in blocks take CxHxW maps, passed positionally."""
+    for shape in spec.inputs:
+        if len(shape) != 3:
+            raise SpecError.bad(spec.inputs_field, format_shape(shape),
+                                f"'{spec.block}' takes CxHxW feature maps (3 dimensions, got {len(shape)}); inputs "
+                                "of other ranks are for user blocks (FILE.py:NAME)")
+    if spec.pack != "args" or spec.input_names is not None:
+        raise SpecError(f"--pack: '{spec.block}' takes its inputs as separate positional maps; --pack {spec.pack} "
+                        "and named inputs are for user blocks", field="--pack")

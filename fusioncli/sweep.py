@@ -5,10 +5,13 @@ Torch-free (no typer, no rich either): ``fusion merge`` and the tests use it wit
 Variables of ``--vary NAME=V1,V2,...`` (values separated by commas, or by ``;`` when an
 option's own values contain commas, e.g. ``kernels=1,3;1,3,5``):
 
-``size``      the first input's height becomes S; every input's height and width are scaled
-              by S / H1 (H1: the first input's height before the sweep), rounded to the nearest
-              integer (at least 1), so the ratios between inputs (and H:W) are kept.
-``channels``  the first input's width becomes C; every input width and the output width are
+``size``      the first input's height (CxHxW; D of CxDxHxW; N of NxC tokens) becomes S; every
+              input's spatial dimensions (all after C for CxHxW and CxDxHxW, N for NxC) are
+              scaled by S / H1 (H1: that dimension of the first input before the sweep), rounded
+              to the nearest integer (at least 1), so the ratios between inputs (and H:W) are
+              kept. A vector input (C) has none.
+``channels``  the first input's width (C: the first dimension of CxHxW and CxDxHxW, the last of
+              NxC and C) becomes C; every input width and the output width (when set) are
               scaled by C / C1 (C1: the first input's width before the sweep), rounded, at least 1.
 ``batch``     the batch size.
 ``out``       the output width alone.
@@ -38,7 +41,7 @@ from .errors import SpecError
 from .pareto import value
 from .report import ErrorEntry, Report, entry_from_dict
 from .pareto import METRICS
-from .spec import Spec, format_shape
+from .spec import Spec, format_input, format_shape
 
 RESERVED = ("size", "channels", "batch", "out")
 #: metric -> label with unit (exponent tables, plots); the order of the columns
@@ -134,20 +137,38 @@ def _scale(x: int, factor: float) -> int:
     return max(1, math.floor(x * factor + 0.5))
 
 
+def _size_dims(shape: tuple[int, ...]) -> range:
+    """The dimensions ``size`` scales: every one after C for CxHxW and CxDxHxW, N for NxC, none for C."""
+    return range(1, len(shape)) if len(shape) >= 3 else range(0, 1) if len(shape) == 2 else range(0)
+
+
+def _channel_dim(shape: tuple[int, ...]) -> int:
+    return 0 if len(shape) >= 3 else len(shape) - 1
+
+
 def apply_point(base: Spec, values: dict[str, Any]) -> dict[str, Any]:
     """The flag overrides (``inputs``, ``out``, ``batch``, ``options``) that put ``base`` at a grid point."""
-    inputs = [tuple(s) for s in base.inputs]
+    inputs = [list(s) for s in base.inputs]
     out = base.out
     result: dict[str, Any] = {}
     if "size" in values:
-        f = values["size"] / inputs[0][1]
-        inputs = [(c, _scale(h, f), _scale(w, f)) for c, h, w in inputs]
+        dims = _size_dims(tuple(inputs[0]))
+        if not dims:
+            raise SpecError(f"--vary size: input 1 ({format_shape(inputs[0])}) is a vector: it has no spatial or "
+                            "token dimension to scale", field="--vary")
+        f = values["size"] / inputs[0][dims[0]]
+        for shape in inputs:
+            for d in _size_dims(tuple(shape)):
+                shape[d] = _scale(shape[d], f)
         result["inputs"] = inputs
     if "channels" in values:
-        f = values["channels"] / inputs[0][0]
-        inputs = [(_scale(c, f), h, w) for c, h, w in inputs]
-        out = _scale(out, f)
-        result["inputs"], result["out"] = inputs, out
+        f = values["channels"] / inputs[0][_channel_dim(tuple(inputs[0]))]
+        for shape in inputs:
+            d = _channel_dim(tuple(shape))
+            shape[d] = _scale(shape[d], f)
+        result["inputs"] = inputs
+        if out is not None:
+            out = result["out"] = _scale(out, f)
     if "out" in values:
         result["out"] = values["out"]
     if "batch" in values:
@@ -156,7 +177,8 @@ def apply_point(base: Spec, values: dict[str, Any]) -> dict[str, Any]:
     if options:
         result["options"] = {k: str(v) for k, v in options.items()}
     if "inputs" in result:
-        result["inputs"] = [format_shape(s) for s in result["inputs"]]
+        names = base.input_names or [None] * len(inputs)
+        result["inputs"] = [format_input(s, n) for s, n in zip(result["inputs"], names)]
     return result
 
 

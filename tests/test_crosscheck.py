@@ -47,4 +47,4 @@ def test_explain_block_and_costs():
     r = runner.invoke(app, ["explain", "costs"])
     assert r.exit_code == 0 and "softmax" in r.stdout and "bilinear" in r.stdout
     r = runner.invoke(app, ["explain", "nosuch"])
-    assert r.exit_code == 2 and "block: invalid value 'nosuch'" in r.stderr
+    assert r.exit_code == 2 and "KIND: invalid value 'nosuch'" in r.stderr

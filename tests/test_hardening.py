@@ -53,9 +53,9 @@ BAD = [
     (("inspect", "concat", "--in", "4x4x4x4"), 2, ["--in: invalid value '4x4x4x4'"]),
     (("inspect", "concat", "--in", ""), 2, ["--in: invalid value ''"]),
     (("inspect", "concat", "--in", "100000x100000x100000", "--in", "8x8x8"), 2,
-     ["--in: input 1 (batch x CxHxW = 1x100000x100000x100000) is 1e+15 elements, 3.6 PiB as float32", "2**40",
+     ["--in: input 1 (batch x shape = 1x100000x100000x100000) is 1e+15 elements, 3.6 PiB as float32", "2**40",
       "--force"]),
-    (("inspect", "concat", "--batch", "99999999999", "--no-time"), 2, ["batch x CxHxW = 99999999999x64x32x32"]),
+    (("inspect", "concat", "--batch", "99999999999", "--no-time"), 2, ["batch x shape = 99999999999x64x32x32"]),
     (("inspect", "concat", "--in", "99999999999999999999x9x9", "--in", "8x8x8", "--force"), 2,
      ["--in: input 1", "2**63"]),
     (("inspect", "concat", "--out", "0"), 2, ["--out: invalid value 0"]),
@@ -150,7 +150,7 @@ PRESETS = [
     ('block = "concat"\n[options]\nnrom = "bn"\n', ["bad.toml: options nrom", "did you mean 'norm'"]),
     ('block = "multiscale"\n[options]\nkernels = "1,x"\n', ["bad.toml: options kernels: invalid value '1,x'"]),
     ('block = "concat"\n[options.norm]\nx = 1\n', ["bad.toml: options norm: invalid value {'x': 1}"]),
-    ('block = "add"\ninputs = ["100000x100000x100000"]\n', ["bad.toml: inputs: input 1 (batch x CxHxW = 1x1000", "2**40"]),
+    ('block = "add"\ninputs = ["100000x100000x100000"]\n', ["bad.toml: inputs: input 1 (batch x shape = 1x1000", "2**40"]),
 ]
 
 
@@ -264,7 +264,7 @@ def test_limits_on_specs():
     spec = Spec("s", "add", [(1024, 1024, 1024), (4, 4, 4)], 4, batch=1)  # 2**30 elements: fine
     check_shapes(spec, "float32")
     spec.batch = 1025  # 1025 * 2**30 > 2**40
-    with pytest.raises(SpecError, match=r"input 1 \(batch x CxHxW = 1025x1024x1024x1024\)"):
+    with pytest.raises(SpecError, match=r"input 1 \(batch x shape = 1025x1024x1024x1024\)"):
         check_shapes(spec, "float32")
     check_shapes(spec, "float32", force=True)
     spec.inputs = [(2**31, 2**31, 2**31)]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from fusioncli import pareto as P
 from fusioncli.cli import app
-from fusioncli.cli.comparing import CompareChoice
+from fusioncli.comparing import CompareChoice
 from fusioncli.errors import SpecError
 from fusioncli.render import render
 from fusioncli.report import Envelope, ErrorEntry, Report, Timing, entry_from_dict

@@ -8,12 +8,14 @@ from fusioncli.spec import load_preset, parse_set, parse_shape
 
 
 @pytest.mark.parametrize("text,shape", [("64x56x56", (64, 56, 56)), ("3X4x5", (3, 4, 5)), (" 8x1x1 ", (8, 1, 1)),
-                                        ([2, 3, 4], (2, 3, 4))])
+                                        ([2, 3, 4], (2, 3, 4)), ("768", (768,)), ("196x768", (196, 768)),
+                                        ("64x8x32x32", (64, 8, 32, 32)), (12, (12,)), ([5, 6], (5, 6))])
 def test_parse_shape(text, shape):
     assert parse_shape(text) == shape
 
 
-@pytest.mark.parametrize("text", ["64x56", "64x56x56x2", "-1x4x4", "0x4x4", "axbxc", "", [1, 2], [1, 2, 0], 5])
+@pytest.mark.parametrize("text", ["64x56x56x2x2", "-1x4x4", "0x4x4", "axbxc", "", "4x", [1, 2, 0], [], [1] * 5, 0,
+                                  True, 2.5, "4x4x4x4x4"])
 def test_parse_shape_rejects(text):
     with pytest.raises(SpecError, match="--in"):
         parse_shape(text)

@@ -12,16 +12,17 @@ Passes per report:
 
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torchinfo import summary
 
-from .. import registry
+from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
 from ..report import Layer, Report, Timing
-from ..spec import Spec, resolve_spec
+from ..spec import Spec, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
 from .nodynamo import without_dynamo_import
@@ -50,19 +51,96 @@ def check_device(device: str, dtype: str) -> None:
                        field="--device")
 
 
-def build(spec: Spec, device: str | torch.device, dtype: torch.dtype) -> torch.nn.Module:
+@dataclass(frozen=True)
+class Recipe:
+    """How to build a spec's block on any device: what to call, with which arguments, for the report."""
+
+    spec: Spec
+    target: Any  # built-in: None; user: the class, the factory or (Python API) the instance
+    kwargs: dict[str, Any]  # constructor arguments (typed options, in/out channels)
+    options: dict[str, Any]  # every option with its value, for the report
+
+    @property
+    def instance(self) -> bool:
+        return isinstance(self.target, torch.nn.Module)
+
+
+def recipe(spec: Spec) -> Recipe:
+    """Type the options against the block's signature (importing user code) and fix the constructor call."""
+    if spec.builtin:
+        options = typed_options(spec, spec.options)
+        return Recipe(spec, None, options, registry.resolved_options(spec.block, options))
+    target = userblock.load(spec)
+    if isinstance(target, torch.nn.Module):
+        typed_options(spec, spec.options)  # an instance takes no options: says so
+        return Recipe(spec, target, {}, {})
+    kwargs = userblock.constructor_kwargs(target, spec)
+    return Recipe(spec, target, kwargs, userblock.report_options(target, kwargs))
+
+
+def build(spec: Spec | Recipe, device: str | torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """The block on ``device`` in ``dtype`` and eval mode, its weights drawn with the fixed seed.
+
+    A user's instance is never touched: on ``meta`` it is copied without its data
+    (:func:`meta_copy`), elsewhere deep-copied and the copy moved.
+    """
+    r = spec if isinstance(spec, Recipe) else recipe(spec)
     torch.manual_seed(SEED)
-    with torch.device(device):
-        model = registry.create_fusion(spec.block, spec.inputs and [s[0] for s in spec.inputs], spec.out,
-                                       **spec.options)
+    if r.instance:
+        model = meta_copy(r.target) if str(device) == "meta" else copy.deepcopy(r.target).to(device)
+    elif r.target is None:
+        s = r.spec
+        with torch.device(device):
+            model = registry.create_fusion(s.block, [shape[0] for shape in s.inputs], s.out, **r.kwargs)
+    else:
+        with torch.device(device):
+            model = userblock.construct(r.target, r.kwargs, userblock.roots_of(r.spec))
     return model.to(dtype=dtype).eval()
 
 
-def make_inputs(spec: Spec, device: str | torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose parameters and buffers are meta tensors: nothing of the data is copied."""
+    memo: dict[int, Any] = {}
+    for t in (*module.parameters(), *module.buffers()):
+        if id(t) not in memo:
+            empty = torch.empty_like(t, device="meta")
+            memo[id(t)] = torch.nn.Parameter(empty, requires_grad=t.requires_grad) \
+                if isinstance(t, torch.nn.Parameter) else empty
+    return copy.deepcopy(module, memo)
+
+
+def make_tensors(spec: Spec, device: str | torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(SEED)
     if str(device) == "meta":
         return [torch.empty((spec.batch, *s), device="meta", dtype=dtype) for s in spec.inputs]
     return [torch.randn((spec.batch, *s), generator=gen).to(device=device, dtype=dtype) for s in spec.inputs]
+
+
+def pack_inputs(tensors: list[torch.Tensor], names: list[str] | None, pack: str) -> tuple[tuple, dict]:
+    """(args, kwargs) of the forward call: separate tensors, one list, one dict, or keywords."""
+    if pack == "list":
+        return (list(tensors),), {}
+    if pack == "dict":
+        return (dict(zip(names or [], tensors)),), {}
+    if pack == "kwargs":
+        return (), dict(zip(names or [], tensors))
+    return tuple(tensors), {}
+
+
+def make_inputs(spec: Spec, device: str | torch.device, dtype: torch.dtype) -> tuple[tuple, dict]:
+    """The forward call's (args, kwargs) for ``spec`` on ``device``: empty on meta, seeded normal otherwise."""
+    return pack_inputs(make_tensors(spec, device, dtype), spec.input_names, spec.pack)
+
+
+def flatten_outputs(out: Any, path: str = "out") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of a (nested) output with its path: ``out``, ``out[0]``, ``out['p3']``, ``out[1][0]``."""
+    if isinstance(out, torch.Tensor):
+        return [(path, out)]
+    if isinstance(out, dict):
+        return [leaf for k, v in out.items() for leaf in flatten_outputs(v, f"{path}[{k!r}]")]
+    if isinstance(out, (list, tuple)):
+        return [leaf for i, v in enumerate(out) for leaf in flatten_outputs(v, f"{path}[{i}]")]
+    return []
 
 
 def _fusion_cause(e: BaseException) -> FusionError | None:
@@ -87,13 +165,14 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
     return rows
 
 
-def _time(spec: Spec, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
+def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
           cost: dict) -> Timing:
     """Build the block on the real device and time it; add the derived throughput figures."""
+    spec = r.spec
     build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
-    real = build(spec, device, build_dtype)
-    real_xs = make_inputs(spec, device, build_dtype)
-    t = time_forward(real, real_xs, threads=threads, min_time=min_time, mode=mode, dtype=tdtype)
+    real = build(r, device, build_dtype)
+    args, kwargs = make_inputs(spec, device, build_dtype)
+    t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, mode=mode, dtype=tdtype)
     seconds = t.median_ms / 1e3
     forward = not mode.backward
     return replace(
@@ -105,13 +184,81 @@ def _time(spec: Spec, device: str, tdtype: torch.dtype, threads: int, min_time: 
     )
 
 
+class _ForwardFailed(Exception):
+    """The forward raised something other than a :class:`FusionError`; ``cause`` is what it raised."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass
+class _Counted:
+    model: torch.nn.Module
+    args: tuple
+    kwargs: dict
+    stats: Any  # torchinfo's ModelStatistics
+    cost: Any  # CostResult
+    outputs: list[tuple[str, torch.Tensor]]
+    device: str
+
+
+def _count(r: Recipe, device: str, tdtype: torch.dtype, depth: int, model: torch.nn.Module | None = None) -> _Counted:
+    """One forward on ``device`` under the cost counter and torchinfo's hooks at once."""
+    model = build(r, device, tdtype) if model is None else model
+    args, kwargs = make_inputs(r.spec, device, tdtype)
+    captured: list[Any] = []
+    hook = model.register_forward_hook(lambda m, i, o: captured.append(o))
+    counter = CostCounter(root_name=type(model).__name__)
+    data = kwargs if kwargs else list(args)
+    try:
+        with without_dynamo_import(), torch.no_grad(), counter:
+            stats = summary(model, input_data=data, depth=max(depth, 1), verbose=0, device=device, mode="eval")
+    except FusionError:
+        raise
+    except Exception as e:  # a block that raises at these shapes
+        cause = _fusion_cause(e)
+        if cause is not None:  # torchinfo wraps errors a block raises: surface the block's own message
+            raise cause from None
+        raise _ForwardFailed(e.__cause__ or e) from e  # torchinfo's "Failed to run torchinfo" wraps the cause
+    finally:
+        hook.remove()
+    outputs = flatten_outputs(captured[-1]) if captured else []
+    if not outputs:
+        raise RunError(f"{r.spec.name}: forward returned no tensor "
+                       f"({type(captured[-1]).__name__ if captured else 'nothing'}); expected a tensor or a tuple, "
+                       "list or dict of tensors")
+    return _Counted(model, args, kwargs, stats, counter.result(), outputs, device)
+
+
+def as_spec(x: Any, *, inputs=None, out=None, options=None, batch=None, pack=None) -> Spec:
+    """A :class:`Spec` from a spec string, a Spec, an ``nn.Module`` instance, a class or a factory."""
+    if isinstance(x, Spec):
+        if any(v is not None for v in (inputs, out, options, batch, pack)):
+            x = override(replace(x, options=dict(x.options)), inputs=inputs, out=out, options=options, batch=batch,
+                         pack=pack, check_options=False)
+        return x
+    if isinstance(x, str):
+        return resolve_spec(x, inputs=inputs, out=out, options=options, batch=batch, pack=pack, check_options=False)
+    if isinstance(x, torch.nn.Module) or callable(x):
+        if not inputs:
+            raise SpecError("inputs: needed for a user block: one shape per input, e.g. inputs=['64x32x32', "
+                            "'64x32x32']", field="inputs")
+        base = Spec(name=userblock.display_name(userblock.object_reference(x).split(" ")[0]),
+                    block=userblock.object_reference(x), inputs=[], out=None, obj=x)
+        return override(base, inputs=inputs, out=out, options=options, batch=batch, pack=pack, check_options=False)
+    raise SpecError.bad("block", x, "expected a block kind, a spec string, an nn.Module instance, an nn.Module "
+                        "class or a factory")
+
+
 def analyze(
-    spec: Spec | str,
+    spec: Any,
     *,
     inputs: list[str] | None = None,
     out: int | None = None,
     options: dict[str, Any] | None = None,
     batch: int | None = None,
+    pack: str | None = None,
     device: str = "cpu",
     dtype: str = "float32",
     threads: int | None = None,
@@ -122,13 +269,20 @@ def analyze(
     timing_mode: TimingMode | None = None,
     force: bool = False,
 ) -> Report:
-    """Analyse one block. ``spec`` is a :class:`Spec` or a spec string (kind, preset, file).
+    """Analyse one block.
 
-    Before any real tensor exists, :mod:`.guard` refuses a run that would not fit in memory;
-    ``force=True`` lifts that guard.
+    ``spec`` is a block kind or any SPEC string (preset, preset file, ``FILE.py:NAME``,
+    ``package.module:NAME``, plugin kind), a :class:`Spec`, an ``nn.Module`` subclass or
+    factory, or an ``nn.Module`` instance (analysed on a copy: the instance is left as it
+    was). ``inputs`` are shapes without the batch (``"64x32x32"``, ``"196x768"``, named
+    ``"query=100x64"`` for ``pack="dict"`` or ``"kwargs"``).
+
+    Counting runs on the ``meta`` device; a user block that cannot run there is counted on
+    CPU with real tensors, after the memory guard (``report.counted_on``). Before any real
+    tensor exists, :mod:`.guard` refuses a run that would not fit in memory; ``force=True``
+    lifts that guard.
     """
-    if isinstance(spec, str):
-        spec = resolve_spec(spec, inputs=inputs, out=out, options=options, batch=batch)
+    spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
     tdtype = DTYPES[dtype]
     if timing_mode is not None and timing_mode.autocast and tdtype == torch.float32:
@@ -136,39 +290,33 @@ def analyze(
                         field="--autocast")
 
     guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, threads=threads, force=force)
-    with guard.meta_errors(spec.name):
-        model = build(spec, "meta", tdtype)
-        xs = make_inputs(spec, "meta", tdtype)
-    captured: list[Any] = []
-    hook = model.register_forward_hook(lambda m, i, o: captured.append(o))
-    counter = CostCounter(root_name=type(model).__name__)
-    try:
-        with without_dynamo_import(), torch.no_grad(), counter:
-            stats = summary(model, input_data=xs, depth=max(depth, 1), verbose=0, device="meta", mode="eval")
-    except SpecError:
-        raise
-    except Exception as e:  # a block that raises at these shapes
-        cause = _fusion_cause(e)
-        if cause is not None:  # torchinfo wraps errors a block raises: surface the block's own message
-            raise cause from None
-        root = e.__cause__ or e  # torchinfo's "Failed to run torchinfo" wraps what the block raised
-        raise RunError(f"{spec.name}: forward failed at inputs "
-                       f"{[list(x.shape) for x in xs]}: {type(root).__name__}: {root}".splitlines()[0]) from e
-    finally:
-        hook.remove()
-    cost = counter.result()
-    outs = captured[-1]
-    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    r = recipe(spec)
+    if spec.builtin:
+        with guard.meta_errors(spec.name):
+            meta_model = build(r, "meta", tdtype)  # a block that cannot be built at these sizes: one line
+        try:
+            counted = _count(r, "meta", tdtype, depth, meta_model)
+        except _ForwardFailed as e:
+            xs = [list((spec.batch, *s)) for s in spec.inputs]
+            raise RunError(f"{spec.name}: forward failed at inputs {xs}: "
+                           f"{userblock.describe(e.cause)}") from e.cause
+    else:
+        counted = _count_user(r, tdtype, dtype, depth, force)
+    cost = counted.cost
+    model = counted.model
+    outs = [t for _, t in counted.outputs]
 
     params = list(model.parameters())
     names = {id(p): n for n, p in model.named_parameters()}
     unused = [names[id(p)] for p in params if id(p) not in cost.touched]
-    esize = torch.empty((), dtype=tdtype).element_size()
+    tensors = [*counted.args, *counted.kwargs.values()]
+    flat_inputs = [t for x in tensors for t in (x.values() if isinstance(x, dict) else x if isinstance(x, list)
+                                                  else [x])]
     memory = {
         "param_bytes": sum(p.numel() * p.element_size() for p in params),
         "buffer_bytes": sum(b.numel() * b.element_size() for b in model.buffers()),
-        "input_bytes": sum(x.numel() for x in xs) * esize,
-        "output_bytes": sum(o.numel() for o in outs) * esize,
+        "input_bytes": sum(x.numel() * x.element_size() for x in flat_inputs),
+        "output_bytes": sum(o.numel() * o.element_size() for o in outs),
         "peak_activation_bytes": cost.peak_activation_bytes,
     }
     bytes_moved = cost.total.bytes_read + cost.total.bytes_written
@@ -193,39 +341,123 @@ def analyze(
     if crosscheck:
         from .crosscheck import crosscheck as run_crosscheck
 
-        # the meta block and inputs of the pass above serve FlopCounterMode too (no second build)
-        checks = run_crosscheck(lambda dev: model if dev == "meta" else build(spec, dev, tdtype),
-                                lambda dev: xs if dev == "meta" else make_inputs(spec, dev, tdtype),
+        # the block and inputs of the counting pass serve FlopCounterMode too (no second build)
+        here = counted.device
+        checks = run_crosscheck(lambda dev: model if dev == here else build(r, dev, tdtype),
+                                lambda dev: (counted.args, counted.kwargs) if dev == here else
+                                make_inputs(spec, dev, tdtype),
                                 macs=cost.total.macs, flops=cost.total.flops, by_op=cost_dict["by_op"],
-                                torchinfo_mult_adds=stats.total_mult_adds)
+                                torchinfo_mult_adds=counted.stats.total_mult_adds)
 
     timing = None
     if time:
         nthreads = threads or torch.get_num_threads()
         try:
-            timing = _time(spec, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost_dict)
+            timing = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost_dict)
+        except FusionError:
+            raise
         except torch.OutOfMemoryError as e:
             raise RunError(f"{spec.name}: out of memory on {device}: {str(e).splitlines()[0]}") from e
-        except RuntimeError as e:
+        except Exception as e:
+            if spec.builtin and not isinstance(e, RuntimeError):
+                raise
+            if not spec.builtin:
+                raise userblock.forward_error(e, spec, f"on {device} ({dtype})") from e
             raise RunError(f"{spec.name}: forward failed on {device} ({dtype}): {str(e).splitlines()[0]}") from e
 
     return Report(
         name=spec.name,
-        block=spec.block,
-        options=registry.resolved_options(spec.block, spec.options),
-        inputs=[list(x.shape) for x in xs],
+        block=spec.block if spec.builtin else userblock.shown_reference(spec.block),
+        options=r.options,
+        inputs=[list(x.shape) for x in flat_inputs],
         outputs=[list(o.shape) for o in outs],
         params={"total": sum(p.numel() for p in params),
                 "trainable": sum(p.numel() for p in params if p.requires_grad)},
         cost=cost_dict,
         memory=memory,
         timing=timing,
-        layers=_layers(stats, model, depth),
+        layers=_layers(counted.stats, model, depth),
         unused_params=unused,
         crosscheck=checks,
         source=spec.source,
         description=spec.description,
+        output_paths=[p for p, _ in counted.outputs],
+        input_names=spec.input_names,
+        pack=spec.pack,
+        counted_on=counted.device,
     )
 
 
-__all__ = ["analyze", "environment", "check_device", "build", "make_inputs"]
+def _count_user(r: Recipe, tdtype: torch.dtype, dtype: str, depth: int, force: bool) -> _Counted:
+    """Count on meta; a block that cannot be built or run there is counted on CPU with real tensors,
+    after the memory guard (parameters from the meta build when there was one, and the inputs)."""
+    spec = r.spec
+    meta_model = None
+    try:
+        meta_model = build(r, "meta", tdtype)
+        return _count(r, "meta", tdtype, depth, meta_model)
+    except (_ForwardFailed, userblock.UserCodeError, RuntimeError, NotImplementedError, TypeError, ValueError):
+        pass
+    memory = {"input_bytes": sum(limits.input_elements(spec)) * torch.empty((), dtype=tdtype).element_size()}
+    if meta_model is not None:
+        memory["param_bytes"] = sum(p.numel() * p.element_size() for p in meta_model.parameters())
+        memory["buffer_bytes"] = sum(b.numel() * b.element_size() for b in meta_model.buffers())
+    guard.check_memory(spec.name, memory, {}, device="cpu", dtype=dtype, force=force)
+    try:
+        return _count(r, "cpu", tdtype, depth)
+    except _ForwardFailed as e:
+        raise userblock.forward_error(e.cause, spec, "on meta and on cpu") from e.cause
+
+
+def compare(
+    blocks: list[Any],
+    *,
+    inputs: list[str] | None = None,
+    out: int | None = None,
+    options: dict[str, Any] | None = None,
+    batch: int | None = None,
+    pack: str | None = None,
+    baseline: str | None = None,
+    sort: str | None = None,
+    pareto: str = "params,flops,latency",
+    **settings: Any,
+):
+    """Several blocks side by side, as ``fusion compare`` does: returns the :class:`fusioncli.report.Envelope`
+    (ratios to the baseline, best values, Pareto front). ``blocks`` mixes anything :func:`analyze` takes;
+    ``settings`` are :func:`analyze`'s keywords (``time=False``, ``device``, ...). A block that fails
+    becomes an :class:`fusioncli.report.ErrorEntry` in its place; the others still run."""
+    from .. import __version__
+    from ..comparing import CompareChoice
+    from ..report import Envelope, ErrorEntry
+
+    timed = settings.get("time", True)
+    choice = CompareChoice.parse(baseline=baseline, sort=sort, pareto=pareto, plot=None, timed=timed)
+    labels = [x if isinstance(x, str) else x.name if isinstance(x, Spec) else userblock.object_reference(x)
+              for x in blocks]
+    resolved: list = []
+    for x in blocks:
+        try:
+            resolved.append(as_spec(x, inputs=inputs, out=out, options=options, batch=batch, pack=pack))
+        except FusionError as e:
+            resolved.append(e)
+    choice.check_baseline(labels, resolved)
+    entries: list = []
+    seen: dict[str, int] = {}
+    for label, spec in zip(labels, resolved):
+        try:
+            if isinstance(spec, FusionError):
+                raise spec
+            report = analyze(spec, **settings)
+        except FusionError as e:
+            entries.append(ErrorEntry(label, e.to_dict()))
+            continue
+        seen[report.name] = seen.get(report.name, 0) + 1
+        if seen[report.name] > 1:  # the same block twice: keep names unique
+            report = replace(report, name=f"{report.name}#{seen[report.name]}")
+        entries.append(report)
+    env = Envelope(__version__, environment(settings.get("device", "cpu"), settings.get("dtype", "float32"),
+                                            settings.get("threads")), entries)
+    return choice.apply(env, labels)
+
+
+__all__ = ["analyze", "as_spec", "compare", "environment", "check_device", "build", "make_inputs", "meta_copy", "recipe"]

@@ -31,7 +31,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 def crosscheck(model_factory, input_factory, *, macs: int, flops: int, by_op: dict[str, Any],
                torchinfo_mult_adds: int) -> dict[str, Any]:
-    """``model_factory(device)`` and ``input_factory(device)`` build the block and its inputs."""
+    """``model_factory(device)`` builds the block, ``input_factory(device)`` its forward's (args, kwargs)."""
     out: dict[str, Any] = {}
     fusion_flop_ops = {name for name, v in by_op.items() if v["flops"]}
 
@@ -39,7 +39,9 @@ def crosscheck(model_factory, input_factory, *, macs: int, flops: int, by_op: di
     try:
         from fvcore.nn import FlopCountAnalysis
 
-        model, xs = model_factory("cpu"), input_factory("cpu")
+        model, (xs, kws) = model_factory("cpu"), input_factory("cpu")
+        if kws:
+            raise TypeError("fvcore passes inputs positionally only (not with --pack kwargs)")
         analysis = FlopCountAnalysis(model, tuple(xs))
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
@@ -57,20 +59,23 @@ def crosscheck(model_factory, input_factory, *, macs: int, flops: int, by_op: di
         out["fvcore"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
 
     # torch FlopCounterMode: runs on meta like fusion's own pass
-    model, xs = model_factory("meta"), input_factory("meta")
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(*xs)
-    total = counter.get_total_flops()
-    counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
-    out["torch_flop_counter"] = {
-        "value": total,
-        "unit": "FLOP (2 per multiply-accumulate)",
-        "compared_with": "flops",
-        "ratio": _ratio(total, flops),
-        "skipped_ops": sorted(op for op in fusion_flop_ops if op not in counted and
-                              getattr(torch.ops.aten, op.split(".", 1)[-1], None) not in _TORCH_FLOP_FORMULAS),
-    }
+    try:
+        model, (xs, kws) = model_factory("meta"), input_factory("meta")
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(*xs, **kws)
+        total = counter.get_total_flops()
+        counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
+        out["torch_flop_counter"] = {
+            "value": total,
+            "unit": "FLOP (2 per multiply-accumulate)",
+            "compared_with": "flops",
+            "ratio": _ratio(total, flops),
+            "skipped_ops": sorted(op for op in fusion_flop_ops if op not in counted and
+                                  getattr(torch.ops.aten, op.split(".", 1)[-1], None) not in _TORCH_FLOP_FORMULAS),
+        }
+    except Exception as e:  # a block that cannot run on meta (counted on CPU) or other failure
+        out["torch_flop_counter"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
 
     out["torchinfo"] = {
         "value": int(torchinfo_mult_adds),

@@ -75,9 +75,26 @@ def summarize(per_call_s: Sequence[float], *, calls: int, threads: int, warmup: 
     )
 
 
-def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], mode: TimingMode, device_type: str,
-              dtype: torch.dtype):
-    """The callable that is timed: one forward, or one forward + backward."""
+def _map_tensors(x, fn):
+    if isinstance(x, torch.Tensor):
+        return fn(x)
+    if isinstance(x, dict):
+        return {k: _map_tensors(v, fn) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_map_tensors(v, fn) for v in x)
+    return x
+
+
+def _leaves(x) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    _map_tensors(x, lambda t: out.append(t) or t)
+    return out
+
+
+def make_step(model: torch.nn.Module, inputs: Sequence, mode: TimingMode, device_type: str,
+              dtype: torch.dtype, kwargs: dict | None = None):
+    """The callable that is timed: one forward, or one forward + backward (of the sum of every output)."""
+    kwargs = kwargs or {}
     if mode.autocast:
         def ctx():
             return torch.autocast(device_type, dtype=dtype)
@@ -87,26 +104,34 @@ def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], mode: Timi
         ctx = contextlib.nullcontext
 
     if not mode.backward:
-        def step():
-            with torch.inference_mode(), ctx():
-                model(*inputs)
+        if kwargs:
+            def step():
+                with torch.inference_mode(), ctx():
+                    model(*inputs, **kwargs)
+        else:
+            def step():
+                with torch.inference_mode(), ctx():
+                    model(*inputs)
         return step
 
     params = [p for p in model.parameters() if p.requires_grad]
-    xs = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
+    grad = lambda x: x.detach().requires_grad_(x.is_floating_point())  # noqa: E731
+    xs, kws = _map_tensors(tuple(inputs), grad), _map_tensors(kwargs, grad)
 
     def step():
         for p in params:
             p.grad = None
         with ctx():
-            out = model(*xs)
-        out.float().sum().backward()
+            out = model(*xs, **kws)
+        leaves = [t for t in _leaves(out) if t.requires_grad]
+        sum(t.float().sum() for t in leaves).backward()
     return step
 
 
 def time_forward(
     model: torch.nn.Module,
-    inputs: Sequence[torch.Tensor],
+    inputs: Sequence,
+    kwargs: dict | None = None,
     *,
     threads: int,
     min_time: float = 0.4,
@@ -116,15 +141,18 @@ def time_forward(
     mode: TimingMode = TimingMode(),
     dtype: torch.dtype = torch.float32,
 ) -> Timing:
-    """Time ``model(*inputs)`` in ``mode``; the model and inputs are already on their device."""
-    device_type = inputs[0].device.type if inputs else "cpu"
+    """Time ``model(*inputs, **kwargs)`` in ``mode``; the model and inputs are already on their device."""
+    kwargs = kwargs or {}
+    tensors = _leaves((tuple(inputs), kwargs))
+    device_type = tensors[0].device.type if tensors else "cpu"
     if mode.channels_last:
         model = model.to(memory_format=torch.channels_last)
-        inputs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs]
+        last = lambda x: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x  # noqa: E731
+        inputs, kwargs = _map_tensors(tuple(inputs), last), _map_tensors(kwargs, last)
     compile_ms = None
     if mode.compile:
         model = torch.compile(model, backend=mode.compile_backend)
-    step = make_step(model, inputs, mode, device_type, dtype)
+    step = make_step(model, inputs, mode, device_type, dtype, kwargs)
     cuda = device_type == "cuda"
     if mode.compile:  # the first call compiles: timed on its own
         t0 = time.perf_counter()

@@ -41,6 +41,7 @@ from .options import (
     NoTimeOpt,
     OutOpt,
     OutputOpt,
+    PackOpt,
     ParetoOpt,
     PlotOpt,
     QuietOpt,
@@ -54,11 +55,12 @@ from .state import state
 if TYPE_CHECKING:
     from ..report import Envelope
 
-SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="A block kind, a bundled preset name or a preset file.",
-                                         autocompletion=complete_spec)]
-SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
-                                                                     "quoted globs of them; the first is the baseline "
-                                                                     "unless --baseline.", autocompletion=complete_spec)]
+SPEC_HELP = ("A block kind, a plugin kind, a bundled preset name, a preset file, FILE.py:NAME or package.module:NAME "
+             "(an nn.Module class or a factory). A FILE.py SPEC runs that file's code, as `python FILE.py` would.")
+SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help=SPEC_HELP, autocompletion=complete_spec)]
+SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help=SPEC_HELP + " Quoted globs of preset files "
+                                               "work too; the first SPEC is the baseline unless --baseline.",
+                                               autocompletion=complete_spec)]
 
 
 def _setup(device: Device, dtype: DType, threads: int | None):
@@ -107,14 +109,22 @@ class SpecFlags(NamedTuple):
     out: int | None = None
     sets: list[str] | None = None
     batch: int | None = None
+    pack: Any = None  # a Pack, or None for the spec's own
+
+    def resolve(self, spec_text: str):
+        """The spec with these flags, resolved once and without importing torch or user code."""
+        from ..spec import parse_set, resolve_spec
+
+        return resolve_spec(spec_text, inputs=self.inputs, out=self.out, options=parse_set(self.sets),
+                            batch=self.batch, pack=self.pack.value if self.pack is not None else None,
+                            check_options=False)
 
 
-def run_spec(analysis, spec_text: str, flags: SpecFlags, settings: dict[str, Any]):
-    """Resolve one spec with the flags and analyse it; ``settings`` are :func:`analyze` keywords."""
-    from ..spec import parse_set, resolve_spec
-
-    spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
-                        batch=flags.batch)
+def run_spec(analysis, spec, flags: SpecFlags, settings: dict[str, Any]):
+    """Analyse one spec (a resolved Spec, or a spec string resolved with the flags); ``settings`` are
+    :func:`analyze` keywords."""
+    if isinstance(spec, str):
+        spec = flags.resolve(spec)
     report = analysis.analyze(spec, **settings)
     if report.timing and report.timing.noisy:
         warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
@@ -133,17 +143,17 @@ def _emit(env: Envelope, fmt: Format, by_op: bool = False, by_module: bool = Fal
 
 
 def precheck(spec_text: str, flags: SpecFlags, *, dtype: DType, no_time: bool, crosscheck: bool = False,
-             device: Device = Device.cpu, force: bool = False) -> None:
-    """Size limits and inputs against free RAM, before torch is imported: an absurd shape fails in well under
-    a second (the full memory guard follows the meta pass, in :func:`fusioncli.analysis.analyze`)."""
+             device: Device = Device.cpu, force: bool = False):
+    """Resolve the spec and check size limits and inputs against free RAM, before torch is imported: an absurd
+    shape fails in well under a second (the full memory guard follows the meta pass, in
+    :func:`fusioncli.analysis.analyze`). Returns the resolved spec."""
     from ..limits import check_inputs_fit, check_shapes
-    from ..spec import parse_set, resolve_spec
 
-    spec = resolve_spec(spec_text, inputs=flags.inputs, out=flags.out, options=parse_set(flags.sets),
-                        batch=flags.batch, check_options=False)
+    spec = flags.resolve(spec_text)
     check_shapes(spec, dtype.value, force=force)
     if not no_time or crosscheck:
         check_inputs_fit(spec, dtype.value, device=device.value, force=force)
+    return spec
 
 
 @app.command("inspect")
@@ -153,6 +163,7 @@ def inspect_cmd(
     out: OutOpt = None,
     sets: SetOpt = None,
     batch: BatchOpt = None,
+    pack: PackOpt = None,
     device: DeviceOpt = Device.cpu,
     dtype: DTypeOpt = DType.float32,
     threads: ThreadsOpt = None,
@@ -183,14 +194,15 @@ def inspect_cmd(
     except FusionError as e:
         fail(e, fmt.value)
     try:
-        precheck(spec, SpecFlags(inputs, out, sets, batch), dtype=dtype, no_time=no_time, crosscheck=crosscheck,
-                 device=device, force=force)
+        flags = SpecFlags(inputs, out, sets, batch, pack)
+        resolved = precheck(spec, flags, dtype=dtype, no_time=no_time, crosscheck=crosscheck, device=device,
+                            force=force)
         analysis = _setup(device, dtype, threads)
         state.quiet = quiet
         settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
                                    depth=depth, crosscheck=crosscheck, backward=backward, channels_last=channels_last,
                                    compile=compile, compile_backend=compile_backend, autocast=autocast, force=force)
-        report = run_spec(analysis, spec, SpecFlags(inputs, out, sets, batch), settings)
+        report = run_spec(analysis, resolved, flags, settings)
     except FusionError as e:
         fail(e, fmt.value, output)
     env = Envelope(__version__, analysis.environment(device.value, dtype.value, threads), [report])
@@ -207,6 +219,7 @@ def compare_cmd(
     out: OutOpt = None,
     sets: SetOpt = None,
     batch: BatchOpt = None,
+    pack: PackOpt = None,
     device: DeviceOpt = Device.cpu,
     dtype: DTypeOpt = DType.float32,
     threads: ThreadsOpt = None,
@@ -236,7 +249,7 @@ def compare_cmd(
     that of the first failure.
     """
     from ..report import Envelope, ErrorEntry
-    from .comparing import CompareChoice, expand_specs
+    from ..comparing import CompareChoice, expand_specs
     from .output import check_output
 
     fmt = Format.json if as_json else fmt
@@ -247,11 +260,18 @@ def compare_cmd(
     try:
         specs = expand_specs(specs)
         choice = CompareChoice.parse(baseline=baseline, sort=sort, pareto=pareto, plot=plot, timed=not no_time)
+        flags = SpecFlags(inputs, out, sets, batch, pack)
+        resolved: list = []  # each spec resolved and size-checked once, before torch is imported
+        for text in specs:
+            try:
+                resolved.append(precheck(text, flags, dtype=dtype, no_time=no_time, crosscheck=crosscheck,
+                                         device=device, force=force))
+            except FusionError as e:
+                resolved.append(e)
+        choice.check_baseline(specs, resolved)
         analysis = _setup(device, dtype, threads)
-        choice.check_baseline(specs, inputs=inputs, out=out, sets=sets, batch=batch)
     except FusionError as e:
         fail(e, fmt.value, output)
-    flags = SpecFlags(inputs, out, sets, batch)
     state.quiet = quiet
     settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
                                depth=depth, crosscheck=crosscheck, backward=backward, channels_last=channels_last,
@@ -259,9 +279,12 @@ def compare_cmd(
     reports: list = []
     seen: dict[str, int] = {}
     exit_code = 0
-    for text in progress(len(specs), "timing" if not no_time else "counting", name_items=True)(specs):
+    for text, spec in progress(len(specs), "timing" if not no_time else "counting", name_items=True)(
+            list(zip(specs, resolved))):
         try:
-            report = run_spec(analysis, text, flags, settings)
+            if isinstance(spec, FusionError):
+                raise spec
+            report = run_spec(analysis, spec, flags, settings)
         except FusionError as e:
             error_line(e, text)
             reports.append(ErrorEntry(text, e.to_dict()))

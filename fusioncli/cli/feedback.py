@@ -37,7 +37,7 @@ def progress(total: int, label: str, *, name_items: bool = False) -> Callable[[I
             task = bar.add_task(label, total=total)
             for item in items:
                 if name_items:
-                    bar.update(task, description=f"{label} {item}")
+                    bar.update(task, description=f"{label} {item[0] if isinstance(item, tuple) else item}")
                 yield item
                 bar.advance(task)
 

@@ -25,16 +25,27 @@ def blocks_cmd(
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the block kinds with a one-line description and their source."""
+    """List the block kinds with a one-line description and their source, then the kinds of installed
+    plugins (entry-point group fusioncli.blocks) with the distribution that provides them. No plugin is
+    imported and torch is not loaded: a plugin's description is `fusion explain KIND`."""
+    import fnmatch
+
+    from ..userblock import plugin_distribution, plugin_kinds
+
     fmt = Format.json if as_json else fmt
     rows = [registry.get_info(k) for k in registry.list_fusions(pattern)]
-    if not rows:  # as a glob that matches no preset file in compare: say so, exit 2
-        kinds = registry.list_fusions()
+    plugins = {k: ep for k, ep in plugin_kinds().items()
+               if fnmatch.fnmatchcase(k, pattern) and k not in registry.kinds()}
+    if not rows and not plugins:  # as a glob that matches no preset file in compare: say so, exit 2
+        kinds = [*registry.list_fusions(), *plugin_kinds()]
         fail(SpecError.bad("PATTERN", pattern, "matches no block kind; kinds: " + ", ".join(kinds), choices=kinds),
              fmt.value)
     if fmt == Format.json:
         json.dump([{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
-                    "default_out": b.out} for b in rows], sys.stdout, indent=2)
+                    "default_out": b.out} for b in rows]
+                  + [{"kind": k, "summary": None, "source": f"plugin: {ep.value}", "default_inputs": None,
+                      "default_out": None, "plugin": plugin_distribution(ep)} for k, ep in plugins.items()],
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     from rich.console import Console
@@ -45,6 +56,8 @@ def blocks_cmd(
         table.add_column(col)
     for b in rows:
         table.add_row(b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}")
+    for k, ep in plugins.items():
+        table.add_row(k, f"plugin from {plugin_distribution(ep)} (fusion explain {k})", ep.value, "--in needed")
     Console(highlight=False, markup=False, emoji=False).print(table)  # plain cells: half the render time
 
 
@@ -94,6 +107,9 @@ def explain_cmd(
 
         console.print(inspect.getdoc(cost), markup=False)
         return
+    if topic not in registry.kinds():
+        _explain_user(console, topic)
+        return
     try:
         info = registry.get_info(topic)
         options = registry.block_options(topic)
@@ -113,3 +129,45 @@ def explain_cmd(
         table.add_row(opt.name, opt.describe(), "auto" if default is None else str(default))
     console.print(table)
     console.print(f"default inputs: {' '.join(info.inputs)} -> out {info.out}")
+
+
+def _explain_user(console, topic: str) -> None:
+    """A plugin kind, FILE.py:NAME or package.module:NAME: its docstring, constructor signature and options
+    (imports the plugin or the file, as inspecting it would)."""
+    import inspect
+
+    from rich.table import Table
+
+    from .. import userblock
+    from ..spec import Spec
+
+    try:
+        ref = userblock.parse_reference(topic, field="KIND")
+        if ref is None:
+            kinds = [*registry.list_fusions(), *userblock.plugin_kinds()]
+            raise SpecError.bad("KIND", topic, "allowed: a block kind, a plugin kind, FILE.py:NAME, "
+                                "package.module:NAME or 'costs'", choices=[*kinds, "costs"])
+        obj = userblock.load(Spec(name=topic, block=ref, inputs=[], out=None))
+        options = userblock.options_of(obj)
+    except FusionError as e:
+        fail(e)
+    ep = userblock.plugin_kinds().get(topic)
+    origin = f"plugin from {userblock.plugin_distribution(ep)}: {ep.value}" if ep is not None and ref == topic \
+        else userblock.shown_reference(ref)
+    console.print(f"[bold]{topic}[/bold]" + (f": {origin}" if origin != topic else "") + "\n", markup=True)
+    try:
+        sig = str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        sig = "(...)"
+    console.print(f"{getattr(obj, '__qualname__', topic)}{sig}\n", markup=False)
+    console.print(inspect.getdoc(obj) or "(no docstring)", markup=False)
+    conv = sorted(userblock.takes(obj))
+    if conv:
+        console.print("\nfrom the command line: " + ", ".join(
+            f"{n} <- {'--in widths' if n == 'in_channels' else '--out'}" for n in conv), markup=False)
+    table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
+    for col in ("option", "allowed", "default"):
+        table.add_column(col)
+    for opt in options.values():
+        table.add_row(opt.name, opt.describe(), "(required)" if opt.required else str(opt.shown_default()))
+    console.print(table)

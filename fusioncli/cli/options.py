@@ -26,11 +26,23 @@ class DType(str, Enum):
     float16 = "float16"
 
 
+class Pack(str, Enum):
+    args = "args"
+    list = "list"
+    dict = "dict"
+    kwargs = "kwargs"
+
+
 InputsOpt = Annotated[Optional[list[str]], typer.Option(
-    "--in", metavar="CxHxW", help="Input feature map shape, repeat once per input (e.g. --in 64x56x56 --in 128x28x28).")]
+    "--in", metavar="[NAME=]SHAPE", help="One input's shape without the batch, repeat once per input: CxHxW maps "
+    "(--in 64x56x56 --in 128x28x28); user blocks also take C, NxC tokens (196x768) and CxDxHxW volumes; "
+    "named for --pack dict/kwargs (--in query=100x64).")]
+PackOpt = Annotated[Optional[Pack], typer.Option(
+    "--pack", help="How inputs are passed to forward: separate tensors (args, default), one list, one dict of "
+    "named inputs, or keyword arguments (kwargs).")]
 OutOpt = Annotated[Optional[int], typer.Option("--out", metavar="C", help="Output channels.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", metavar="KEY=VALUE", help="Block option, repeatable (e.g. --set r=4). See `fusion blocks --verbose`.")]
+    "--set", metavar="KEY=VALUE", help="Block option or constructor argument, repeatable (e.g. --set r=4). See `fusion explain KIND`.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch", metavar="N", help="Batch size [default: 1 or the preset's].")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Device for timing.")]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Data type of weights and inputs.")]
@@ -83,8 +95,10 @@ ForceOpt = Annotated[bool, typer.Option(
 
 
 def complete_spec(incomplete: str) -> list[str]:
-    """Shell completion of a SPEC: block kinds and bundled preset names (no torch, no files read)."""
+    """Shell completion of a SPEC: block kinds, plugin kinds (metadata only) and bundled preset names
+    (no torch, no user file executed)."""
     from ..registry import list_fusions
     from ..spec import bundled_presets
+    from ..userblock import plugin_kinds
 
-    return [n for n in (*list_fusions(), *bundled_presets()) if n.startswith(incomplete)]
+    return [n for n in (*list_fusions(), *plugin_kinds(), *bundled_presets()) if n.startswith(incomplete)]

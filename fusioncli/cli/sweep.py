@@ -42,6 +42,7 @@ from .options import (
     NoTimeOpt,
     OutOpt,
     OutputOpt,
+    PackOpt,
     PlotOpt,
     QuietOpt,
     SetOpt,
@@ -79,12 +80,14 @@ TOOL = {"name": "fusioncli", "version": __version__}
 def _check_options(vary: dict, bases: dict) -> None:
     """An option varied must be an option of at least one spec's block (typos fail before anything runs)."""
     from .. import sweep as S
+    from ..userblock import load, options_of
 
     names = [v for v in vary if v not in S.RESERVED]
-    blocks = {b.block for b in bases.values() if not isinstance(b, FusionError)}
-    if not names or not blocks:
+    specs = [b for b in bases.values() if not isinstance(b, FusionError)]
+    if not names or not specs:
         return
-    known = {k for block in blocks for k in block_options(block)}
+    blocks = {b.block if b.builtin else b.name for b in specs}
+    known = {k for b in specs for k in (block_options(b.block) if b.builtin else options_of(load(b)))}
     for name in names:
         if name not in known:
             raise SpecError.bad("--vary", name, "allowed: size, channels, batch, out or an option of "
@@ -134,13 +137,14 @@ class _Runner:
         if isinstance(base, FusionError):
             self.exit_code = self.exit_code or base.exit_code
             return ErrorEntry(point.spec, base.to_dict(), point.to_dict())
-        over = S.apply_point(base, point.values)
-        f = self.flags
-        extra = [f"{k}={v}" for k, v in over.get("options", {}).items()]
-        flags = SpecFlags(inputs=over.get("inputs", f.inputs), out=over.get("out", f.out),
-                          sets=[*(f.sets or []), *extra], batch=over.get("batch", f.batch))
+        from ..spec import override
+
         try:
-            return replace(run_spec(self.analysis, point.spec, flags, self.settings), sweep=point.to_dict())
+            over = S.apply_point(base, point.values)
+            spec = override(replace(base, options=dict(base.options)), inputs=over.get("inputs"),
+                            out=over.get("out"), options=over.get("options"), batch=over.get("batch"),
+                            check_options=False)
+            return replace(run_spec(self.analysis, spec, self.flags, self.settings), sweep=point.to_dict())
         except FusionError as e:
             at = ", ".join(f"{k}={v}" for k, v in point.values.items())
             error_line(e, f"{point.spec} at {at}")
@@ -163,6 +167,7 @@ def sweep_cmd(
     out: OutOpt = None,
     sets: SetOpt = None,
     batch: BatchOpt = None,
+    pack: PackOpt = None,
     device: DeviceOpt = Device.cpu,
     dtype: DTypeOpt = DType.float32,
     threads: ThreadsOpt = None,
@@ -190,8 +195,9 @@ def sweep_cmd(
     """
     from .. import sweep as S
     from ..report import SCHEMA_VERSION, Envelope
-    from ..spec import parse_set, resolve_spec
-    from .comparing import expand_specs
+    from ..limits import check_shapes
+    from ..spec import typed_options
+    from ..comparing import expand_specs
     from .output import atomic_output, check_output
 
     fmt = SweepFormat.json if as_json else fmt
@@ -212,14 +218,28 @@ def sweep_cmd(
         plot_path = check_plot(plot)
         if plot_path is not None:
             plot_variable(grid_vars)
+        flags = SpecFlags(inputs, out, sets, batch, pack)
+        bases: dict = {}
+        shaping = {k: v[0] for k, v in grid_vars.items() if k in ("size", "channels")}
+        for text in specs:  # resolved and size-checked once, before torch is imported
+            try:
+                bases[text] = flags.resolve(text)
+                check_shapes(bases[text], dtype.value, force=force)
+                S.apply_point(bases[text], shaping)  # a shape the grid cannot vary fails once, here
+            except FusionError as e:
+                if len(specs) == 1:
+                    raise
+                bases[text] = e
+                error_line(e, text)
         analysis = _setup(device, dtype, threads)
         settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
                                    depth=depth, backward=backward, channels_last=channels_last, compile=compile,
                                    compile_backend=compile_backend, autocast=autocast, force=force)
-        bases: dict = {}
-        for text in specs:
+        for text, base in bases.items():  # option names and values, once per spec (imports the block)
+            if isinstance(base, FusionError):
+                continue
             try:
-                bases[text] = resolve_spec(text, inputs=inputs, out=out, options=parse_set(sets), batch=batch)
+                base.options = typed_options(base, base.options)
             except FusionError as e:
                 if len(specs) == 1:
                     raise
@@ -232,7 +252,7 @@ def sweep_cmd(
     points = S.shard(S.grid(specs, grid_vars), which)
     definition = S.definition(specs, grid_vars, which)
     environment = analysis.environment(device.value, dtype.value, threads)
-    run = _Runner(analysis, settings, bases, SpecFlags(inputs, out, sets, batch))
+    run = _Runner(analysis, settings, bases, flags)
     if fmt == SweepFormat.jsonl:  # streamed: each line is written as its point completes
         try:
             with atomic_output(output) as stream:

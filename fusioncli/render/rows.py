@@ -56,7 +56,7 @@ def summary_rows(envelope: Envelope) -> list[dict]:
 
 
 HEADERS = {
-    "name": "name", "block": "block", "inputs": "inputs (BxCxHxW)", "outputs": "outputs (BxCxHxW)",
+    "name": "name", "block": "block", "inputs": "inputs (batch x shape)", "outputs": "outputs (batch x shape)",
     "params": "params (count)", "macs": "MACs (count)", "flops": "FLOPs (count)",
     "bytes_moved": "bytes moved (B)", "peak_activation_bytes": "peak activations (B)",
     "latency_median_ms": "latency median (ms)", "latency_iqr_ms": "latency IQR (ms)", "timed_runs": "timed runs",

@@ -51,5 +51,5 @@ def render_sweep(console: Console, env: Envelope) -> None:
         console.print(f"[dim]{note}[/dim]")
     first = next((r for r in env.reports if not isinstance(r, ErrorEntry)), None)
     if first:
-        console.print(f"[dim]Shapes CxHxW; params in count; MACs = multiply-accumulates; FLOPs: "
+        console.print(f"[dim]Shapes without the batch; params in count; MACs = multiply-accumulates; FLOPs: "
                       f"{first.cost['convention'].split(':')[0]} convention (see README)[/dim]")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..report import Envelope, ErrorEntry, Report
-from ..spec import format_shape
+from ..spec import format_input, format_shape
 
 
 def si(value: float | int | None, unit: str = "") -> str:
@@ -87,7 +87,7 @@ def _layers(r: Report) -> Table:
     t = Table(title="Layers", header_style="bold")
     t.add_column("layer")
     t.add_column("type")
-    t.add_column("output shape (BxCxHxW)")
+    t.add_column("output shape (batch x shape)")
     t.add_column("params (count)", justify="right")
     for layer in r.layers:
         t.add_row("  " * (layer.depth - 1) + layer.name, layer.type, format_shape(layer.output_shape),
@@ -126,8 +126,15 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     console.print(f"[bold]{r.name}[/bold]  block [cyan]{r.block}[/cyan]" + (f"  ({r.source})" if r.source else ""))
     opts = ", ".join(f"{k}={v}" for k, v in r.options.items())
     console.print(f"options: {opts}")
-    console.print("inputs:  " + ", ".join(format_shape(s) for s in r.inputs)
-                  + "   ->   outputs: " + ", ".join(format_shape(s) for s in r.outputs))
+    names = r.input_names or [None] * len(r.inputs)
+    paths = r.output_paths if len(r.output_paths) == len(r.outputs) and r.output_paths != ["out"] else \
+        [None] * len(r.outputs)
+    console.print("inputs:  " + ", ".join(format_input(s, n) for s, n in zip(r.inputs, names))
+                  + (f" (--pack {r.pack})" if r.pack != "args" else "")
+                  + "   ->   outputs: " + ", ".join(format_input(s, p) for s, p in zip(r.outputs, paths)))
+    if r.counted_on != "meta":
+        console.print(f"[yellow]counted on {r.counted_on} with real tensors (the block cannot run on the meta "
+                      "device)[/yellow]")
     if r.layers:
         console.print(_layers(r))
     console.print(_summary(r))
@@ -179,7 +186,7 @@ def render_compare(console: Console, env: Envelope) -> None:
         console.print(f"[dim]{note}[/dim]", markup=True)
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
-        console.print(f"[dim]Shapes CxHxW at batch {first.inputs[0][0]}; params in count; MACs = multiply-"
+        console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
                       f"accumulates; FLOPs: {first.cost['convention'].split(':')[0]} convention (see README); "
                       "latency: median ± IQR over timed runs[/dim]")
 
