@@ -358,6 +358,11 @@ def resolve_spec(
                                 "FILE.py:NAME, package.module:NAME or a plugin kind (see `fusion blocks` and "
                                 "`fusion presets`)", choices=names)
         if not inputs:
+            # A misspelt name or option is the first thing to say: load the block and type the
+            # options (user code runs, as the SPEC asked) before asking for the shapes.
+            probe = Spec(name=userblock.display_name(ref), block=ref, inputs=[], out=None)
+            userblock.load(probe)
+            typed_options(probe, dict(options or {}))
             raise SpecError(f"--in: needed for the user block {spec!r}: one --in per input, e.g. --in 64x32x32 "
                             "--in 64x32x32", field="--in")
         base = Spec(name=userblock.display_name(ref), block=ref, inputs=[], out=None)

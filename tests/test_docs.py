@@ -5,7 +5,7 @@
   README must hold exactly what the script produces (fix: ``python docs/gen_tables.py --write``).
   Both tables are also parsed back and checked against the code directly, so a bug in the
   generator cannot hide a drift.
-* README.md stays a user's guide (at most 320 lines) and links the documents that took the
+* README.md stays a user's guide (at most 400 lines) and links the documents that took the
   rest: docs/benchmarks.md, docs/internals.md, CONTRIBUTING.md; every relative link in these
   files resolves.
 * Every ``fusion ...`` command in the README's code blocks (and inline code) names an existing
@@ -30,7 +30,7 @@ from fusioncli import registry
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 LINKED = ("docs/benchmarks.md", "docs/internals.md", "CONTRIBUTING.md")
-MAX_LINES = 320
+MAX_LINES = 400
 
 sys.path.insert(0, str(ROOT / "docs"))
 import gen_tables  # noqa: E402

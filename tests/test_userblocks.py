@@ -396,6 +396,12 @@ BAD = [
     (("inspect", "{f}:ListFuse", "--in", "8x2x2", "--pack", "dict", "--out", "2"), 2, ["--pack: 'dict' passes named"]),
     (("inspect", "{f}:ListFuse", "--in", "a=8x2x2", "--in", "8x2x2", "--pack", "dict"), 2, ["name every input or none"]),
     (("inspect", "{f}:ListFuse"), 2, ["--in: needed for the user block"]),
+    # without --in, the name and the options are still checked first: the first mistake is named
+    (("inspect", "{f}:ListFus"), 2, ["(did you mean 'ListFuse'?)"]),
+    (("inspect", "{f}:Needs", "--set", "deph=1"), 2, ["--set deph", "(did you mean 'depth'?)"]),
+    (("inspect", "{f}:Needs", "--set", "depth=x"), 2, ["--set depth: invalid value 'x'; allowed: int"]),
+    (("sweep", "{f}:Needs", "--set", "deph=1", "--vary", "size=2,4"), 2, ["--set deph", "(did you mean 'depth'?)"]),
+    (("compare", "{f}:ListFus", "concat"), 2, ["(did you mean 'ListFuse'?)"]),
     (("inspect", "{d}/missing.py:X", "--in", "8"), 2, ["not found"]),
     (("inspect", "{f}", "--in", "8"), 2, ["is a Python file; name the block in it"]),
     (("inspect", "{d}/notes.txt:X", "--in", "8"), 2, ["is not a Python file"]),

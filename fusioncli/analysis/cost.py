@@ -23,7 +23,7 @@ bias add of conv / addmm / baddbmm           1
 add, sub, mul, div, neg, activations, ...    1  (sigmoid, gelu, silu: 1 as well)
 addcmul, addcdiv                             2
 lerp                                         3
-bilinear form (``_trilinear``, nn.Bilinear)  2 per MAC, +1 (MACs: both contractions)
+nn.Bilinear (aten _trilinear)               2 per MAC, +1 (MACs: both contractions)
 softmax, log_softmax                         5  (max, sub, exp, sum, div)
 batch norm, inference (running stats)        2, +2 with affine weight and bias
 batch/layer/group/instance norm, statistics  5, +2 with affine weight and bias
