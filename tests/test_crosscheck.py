@@ -48,3 +48,22 @@ def test_explain_block_and_costs():
     assert r.exit_code == 0 and "softmax" in r.stdout and "bilinear" in r.stdout
     r = runner.invoke(app, ["explain", "nosuch"])
     assert r.exit_code == 2 and "KIND: invalid value 'nosuch'" in r.stderr
+
+
+def test_crosscheck_torchinfo_notes_name_what_it_misses():
+    # crossattn at its defaults: queries 64x16x16 (256 tokens), keys/values 64x8x8 (64 tokens), 8 heads
+    r = analyze("crossattn", time=False, crosscheck=True)
+    ti = r.crosscheck["torchinfo"]
+    # torchinfo: parameters x the output's first dimension (batch 1) for every layer with weights:
+    # wq, wk, wv, proj 64*64 each (no qkv bias), proj's bias 64, two LayerNorms 2*64 each
+    assert ti["value"] == 4 * 64 * 64 + 64 + 2 * (2 * 64)
+    assert "aten.bmm" in ti["skipped_ops"] and "aten.addmm" not in ti["skipped_ops"]
+    # q @ k^T and attn @ v: 8 heads x 256 queries x 64 keys x 8 channels each
+    bmm = 2 * 8 * 256 * 64 * 8
+    assert r.cost["by_op"]["aten.bmm"]["macs"] == bmm == 2_097_152
+    assert f"{bmm:,} MACs of products outside modules with weights (aten.bmm" in ti["notes"][0]
+    assert "wq 1/256" in ti["notes"][1] and "wk 1/64" in ti["notes"][1] and "proj 1/256" in ti["notes"][1]
+    table = CliRunner().invoke(app, ["inspect", "crossattn", "--no-time", "--crosscheck"])
+    assert "torchinfo: 2,097,152 MACs of products" in table.stdout.replace("\n", " ")
+    # a conv block has neither note
+    assert analyze("concat", time=False, crosscheck=True).crosscheck["torchinfo"]["notes"] == []

@@ -347,7 +347,8 @@ def analyze(
                                 lambda dev: (counted.args, counted.kwargs) if dev == here else
                                 make_inputs(spec, dev, tdtype),
                                 macs=cost.total.macs, flops=cost.total.flops, by_op=cost_dict["by_op"],
-                                torchinfo_mult_adds=counted.stats.total_mult_adds)
+                                torchinfo_mult_adds=counted.stats.total_mult_adds,
+                                torchinfo_layers=counted.stats.summary_list)
 
     timing = None
     if time:

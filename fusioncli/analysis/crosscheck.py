@@ -9,7 +9,11 @@ unit, and with the ops it skipped, so a user can see *why* the tools disagree:
 - torch ``FlopCounterMode`` counts 2 FLOPs per MAC of conv/mm/bmm/attention only (compared
   with fusion's FLOPs); the ops it does not count are those fusion counted and it did not.
 - torchinfo's mult-adds (from the same meta pass as the layer table) count only modules that
-  own weights, and count the bias as MACs (compared with fusion's MACs).
+  own weights, as parameters x output elements, bias included (compared with fusion's MACs).
+  So it misses every product outside such a module (attention's q @ k^T and attn @ v, any
+  functional matmul) and every element-wise op; and for a non-conv layer it multiplies the
+  parameters by the output's *first* dimension only (``LayerInfo.calculate_macs``), so a
+  Linear over B x N x C tokens counts 1/N of its MACs. Both are named in ``notes``.
 
 fvcore is imported only here, only when asked for.
 """
@@ -30,7 +34,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def crosscheck(model_factory, input_factory, *, macs: int, flops: int, by_op: dict[str, Any],
-               torchinfo_mult_adds: int) -> dict[str, Any]:
+               torchinfo_mult_adds: int, torchinfo_layers=()) -> dict[str, Any]:
     """``model_factory(device)`` builds the block, ``input_factory(device)`` its forward's (args, kwargs)."""
     out: dict[str, Any] = {}
     fusion_flop_ops = {name for name, v in by_op.items() if v["flops"]}
@@ -82,6 +86,36 @@ def crosscheck(model_factory, input_factory, *, macs: int, flops: int, by_op: di
         "unit": "mult-adds of modules with weights, bias included",
         "compared_with": "macs",
         "ratio": _ratio(torchinfo_mult_adds, macs),
-        "skipped_ops": sorted(op for op in fusion_flop_ops if op != "aten.convolution" and "mm" not in op),
+        "skipped_ops": sorted(op for op in fusion_flop_ops if op not in _WEIGHTED_MODULE_OPS),
+        "notes": _torchinfo_notes(by_op, torchinfo_layers),
     }
     return out
+
+
+# the ops a module with weights produces (conv, Linear's addmm/mm); the other products (bmm,
+# baddbmm, attention kernels) come from functional code such as attention's q @ k^T
+_WEIGHTED_MODULE_OPS = {"aten.convolution", "aten.addmm", "aten.mm", "aten.linear"}
+_PRODUCTS = ("aten.bmm", "aten.baddbmm", "aten.matmul", "aten._scaled_dot_product", "aten.einsum")
+
+
+def _torchinfo_notes(by_op: dict[str, Any], layers) -> list[str]:
+    """Why torchinfo's figure differs, in the two ways its module-based count departs from the ops."""
+    notes = []
+    outside = {op: v["macs"] for op, v in by_op.items() if v["macs"] and op.startswith(_PRODUCTS)}
+    if outside:
+        notes.append(f"{sum(outside.values()):,} MACs of products outside modules with weights "
+                     f"({', '.join(sorted(outside))}: e.g. attention's q @ k^T and attn @ v) are not counted")
+    per_batch = []
+    for layer in layers:
+        size = list(getattr(layer, "output_size", []) or [])
+        own = getattr(layer, "module", None)
+        if (len(size) > 2 and "Conv" not in layer.class_name and own is not None
+                and next(own.parameters(recurse=False), None) is not None and layer.macs):
+            tokens = 1
+            for d in size[1:-1]:
+                tokens *= d
+            per_batch.append(f"{layer.var_name or layer.class_name} 1/{tokens:,}")
+    if per_batch:
+        notes.append("non-conv layers with outputs of more than 2 dims count parameters x the first output "
+                     "dimension, not x every token, so each counts a fraction of its MACs: " + ", ".join(per_batch))
+    return notes

@@ -119,6 +119,10 @@ def _crosscheck(r: Report) -> Table:
         unit = {"macs": "MACs", "flops": "FLOPs"}[v["compared_with"]]
         t.add_row(tool, f"{v['value']:,}", v["unit"], "-" if v["ratio"] is None else f"{v['ratio']:.3f} of fusion {unit}",
                   skipped)
+    notes = [f"{tool}: {n}" for tool, v in (r.crosscheck or {}).items() for n in v.get("notes", ())]
+    if notes:
+        t.caption = "\n".join(notes)
+        t.caption_justify = "left"
     return t
 
 
