@@ -66,24 +66,31 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}, {hf}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_setup(doc: str, compile_dirs: list[Path]) -> tuple[argparse.Namespace, str, str]:
+    """The benchmarks' shared command line (--runs, --fusion), hyperfine check and bytecode
+    compilation; prints the machine and the table's header. Returns (args, fusion, python), quoted."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--fusion", default=str(Path(sys.executable).parent / "fusion"),
                     help="the console script to time (default: beside this Python)")
     args = ap.parse_args()
     if shutil.which("hyperfine") is None:
         sys.exit("hyperfine not found: apt-get install hyperfine (or see github.com/sharkdp/hyperfine)")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "fusioncli")], check=True,
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, compile_dirs)], check=True,
                    stdout=subprocess.DEVNULL)
-    fusion, py = shlex.quote(args.fusion), shlex.quote(sys.executable)
     print(f"machine: {machine()}\n")
     print("| command | median (s) | min (s) | max (s) | target |")
     print("|---|---:|---:|---:|---|")
+    return args, shlex.quote(args.fusion), shlex.quote(sys.executable)
 
-    def row(label, times, target=""):
-        print(f"| `{label}` | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {target} |",
-              flush=True)
+
+def row(label: str, times: list[float], target: str = "") -> None:
+    print(f"| `{label}` | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {target} |",
+          flush=True)
+
+
+def main() -> None:
+    args, fusion, py = bench_setup(__doc__, [ROOT / "fusioncli"])
 
     listings = [f"{fusion} --help", f"{fusion} blocks", f"{fusion} presets"]
     for cmd, times in hyperfine(listings, args.runs).items():
