@@ -129,7 +129,7 @@ def test_counter_leaves_no_global_module_hooks():
 
 def test_meta_shortcuts_match_torch_shapes():
     """The shape-only results used on meta equal what torch computes on CPU."""
-    from fusioncli.analysis.cost import _meta_shortcut
+    from fusioncli.analysis.metashapes import meta_shortcut
 
     aten = torch.ops.aten
     cases = [
@@ -149,7 +149,7 @@ def test_meta_shortcuts_match_torch_shapes():
         (aten.bmm.default, lambda d: (torch.zeros(2, 5, 3, device=d), torch.zeros(2, 3, 7, device=d))),
     ]
     for func, make in cases:
-        meta = _meta_shortcut(func, make("meta"))
+        meta = meta_shortcut(func, make("meta"))
         real = func(*make("cpu"))
         meta = meta if isinstance(meta, tuple) else (meta,)
         real = real if isinstance(real, tuple) else (real,)

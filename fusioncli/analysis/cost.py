@@ -57,7 +57,6 @@ from torch.utils.module_tracker import ModuleTracker
 from . import formulas
 from .formulas import BATCH_NORM_OPS, VIEW_OPS, evaluate, lookup
 from .metashapes import meta_shortcut
-from .metashapes import meta_shortcut as _meta_shortcut  # noqa: F401 (the former name)
 
 CONVENTION = (
     "fusion-v1: MACs = multiply-accumulates of conv/linear/matmul/attention, bias excluded; "

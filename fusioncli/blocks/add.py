@@ -10,7 +10,7 @@ Parameters: sum over inputs with Ci != C of Ci*C + C.
 
 from __future__ import annotations
 
-from .base import FusionBlock, apply_each, projections, skip_identities
+from .base import FusionBlock, apply_each, projections
 
 
 class AddFusion(FusionBlock):
@@ -19,21 +19,26 @@ class AddFusion(FusionBlock):
 
     def __init__(self, in_channels, out_channels, *, proj_bias: bool = True, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
-        self.proj = projections(self.in_channels, out_channels, proj_bias)
-        self._proj = skip_identities(self.proj)
-        self._pair = self._proj is None and len(self.in_channels) == 2
+        self._two = len(self.in_channels) == 2  # configuration, not a module: safe to keep
+        if all(c == out_channels for c in self.in_channels):
+            # nothing to project: no container at all, so the common case below tests one
+            # dict entry (a ModuleList of identities would cost ~2 us to read and check a call)
+            self.register_module("proj", None)
+        else:
+            self.proj = projections(self.in_channels, out_channels, proj_bias)
 
     def forward(self, x1, x2=None, *rest):
         # The whole op can be one ~10 us add, so the common case (two maps of one shape, no
         # projection) costs one C call before it; named parameters instead of ``*xs`` spare
         # packing and unpacking a tuple (a Python step is ~0.1 us, a tenth of the add's budget).
-        if self._pair and not rest and x2 is not None and x1.is_same_size(x2):
+        proj = self._modules["proj"]  # the live tree: see blocks/base.py
+        if proj is None and self._two and not rest and x2 is not None and x1.is_same_size(x2):
             return x1 + x2
         xs = (x1,) if x2 is None and not rest else (x1, x2, *rest)
         self.check_inputs(xs)
         xs = self.aligned(xs)
-        if self._proj is not None:
-            xs = apply_each(self._proj, xs)
+        if proj is not None:
+            xs = apply_each(proj, xs)
         out = xs[0]
         for x in xs[1:]:
             out = out + x

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, skip_identities
+from .base import FusionBlock, apply_each
 
 
 def add_conv(cin: int, cout: int, k: int, stride: int = 1, leaky: bool = True) -> nn.Sequential:
@@ -83,7 +83,6 @@ class ASFF(FusionBlock):
         self.weight_level = nn.ModuleList(add_conv(d, compress_c, 1, 1, leaky) for _ in range(n))
         self.weight_levels = nn.Conv2d(compress_c * n, n, 1)
         self.expand = add_conv(d, out_channels, 3, 1, leaky)
-        self._resample = skip_identities(self.resample) or (None,) * n  # identities: not called
 
     def reference_size(self, sizes):
         return tuple(sizes[self.level])
@@ -97,7 +96,7 @@ class ASFF(FusionBlock):
                                 f"({b[0]}x{b[1]}) is smaller than input {i - 1} ({a[0]}x{a[1]}); reorder --in",
                                 field="--in")
         size = tuple(xs[self.level].shape[-2:])
-        ys = self.aligned([x if r is None else r(x) for r, x in zip(self._resample, xs)], size)
+        ys = self.aligned(apply_each(self.resample, xs), size)
         v = torch.cat([w(y) for w, y in zip(self.weight_level, ys)], dim=1)
         alpha = torch.softmax(self.weight_levels(v), dim=1)
         out = ys[0] * alpha[:, 0:1]

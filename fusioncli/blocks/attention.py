@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import ActName, FusionBlock, NormName, create_act, create_norm, non_identity
+from .base import ActName, FusionBlock, NormName, create_act, create_norm, run_chain
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -73,14 +73,10 @@ class _ProjectedAttention(FusionBlock):
         self.proj = nn.Conv2d(sum(self.in_channels), self.out_channels, kernel_size=1, bias=norm == "none")
         self.norm = create_norm(norm, self.out_channels)
         self.act = create_act(act)
-        self._post = non_identity(self.norm, self.act)
 
     def _fuse(self, xs) -> torch.Tensor:
         self.check_inputs(xs)
-        y = self.proj(torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0])
-        for m in self._post:
-            y = m(y)
-        return y
+        return run_chain(self.proj(torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0]), self.norm, self.act)
 
 
 class SEFusion(_ProjectedAttention):
@@ -143,7 +139,6 @@ class CBAMFusion(_ProjectedAttention):
         self.fc2 = nn.Conv2d(d, c, kernel_size=1, bias=False)
         self.spatial = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
         self.spatial_norm = nn.BatchNorm2d(1) if variant == "reference" else nn.Identity()
-        self._spatial = (self.spatial, *non_identity(self.spatial_norm))
 
     def forward(self, *xs):
         y = self._fuse(xs)
@@ -151,6 +146,4 @@ class CBAMFusion(_ProjectedAttention):
         mx = self.fc2(self.relu(self.fc1(y.amax((2, 3), keepdim=True))))
         y = y * torch.sigmoid(avg + mx)
         m = torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], dim=1)
-        for layer in self._spatial:
-            m = layer(m)
-        return y * torch.sigmoid(m)
+        return y * torch.sigmoid(run_chain(m, self.spatial, self.spatial_norm))

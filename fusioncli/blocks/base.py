@@ -10,7 +10,9 @@ inserted resize shows up as a layer in the per-layer table. When sizes already
 match, no module is called and no tensor is touched: alignment costs one size comparison
 per input. Likewise, ``nn.Identity`` layers standing for options that are off (no norm, no
 activation, no projection for an input already ``out_channels`` wide) are kept in the
-module tree but never called (:func:`skip_identities`, :func:`non_identity`).
+module tree but never called (:func:`apply_each`, :func:`run_chain`, :class:`Chain`).
+``forward`` reads its modules from the live tree on every call, so layers swapped after
+construction (SyncBatchNorm, an activation replaced, fused modules) are the ones that run.
 """
 
 from __future__ import annotations
@@ -158,25 +160,35 @@ class FusionBlock(nn.Module):
             raise SpecError(f"forward: expected {len(self.in_channels)} inputs, got {len(xs)}", field="inputs")
 
 
-def skip_identities(modules: Sequence[nn.Module]) -> tuple[nn.Module | None, ...] | None:
-    """What ``forward`` calls for per-input modules: a plain tuple with ``None`` for each
-    ``nn.Identity`` (not called: a module call costs about a microsecond), or ``None`` when
-    all are identities. The modules stay registered; an identity never runs, so it does not
-    appear among the executed layers."""
-    plan = tuple(None if type(m) is nn.Identity else m for m in modules)
-    return None if all(m is None for m in plan) else plan
+# Blocks are dropped into real models (``create_fusion``), where their layers get swapped:
+# ``nn.SyncBatchNorm.convert_sync_batchnorm``, an activation replaced by assignment, fusing for
+# quantization. So ``forward`` reads its modules from the live tree on every call, never from
+# a copy made at construction (a copy would keep calling the old modules after a swap, and
+# those are no longer moved by ``.to()`` nor saved by ``state_dict``). Reading a container's
+# ``_modules`` directly spares ``ModuleList.__iter__``'s Python call (~0.5 us); an
+# ``nn.Identity`` (an option that is off) is skipped rather than called (~1 us a call).
 
 
-def apply_each(plan: tuple[nn.Module | None, ...] | None, xs: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
-    """``[m(x) for m, x in zip(modules, xs)]`` for a plan from :func:`skip_identities`."""
-    if plan is None:
+def children(container: nn.Module):
+    """The container's current children, in order (a ``ModuleList``'s or ``Sequential``'s)."""
+    return container._modules.values()
+
+
+def apply_each(container: nn.Module, xs: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """``[m(x) for m, x in zip(container, xs)]``, not calling identities; ``xs`` itself when
+    every child is an identity. An identity never runs, so it is not an executed layer."""
+    mods = container._modules.values()
+    if all(type(m) is nn.Identity for m in mods):
         return xs
-    return [x if m is None else m(x) for m, x in zip(plan, xs)]
+    return [x if type(m) is nn.Identity else m(x) for m, x in zip(mods, xs)]
 
 
-def non_identity(*modules: nn.Module) -> tuple[nn.Module, ...]:
-    """The modules of a chain that do something, for ``forward`` to call in order."""
-    return tuple(m for m in modules if type(m) is not nn.Identity)
+def run_chain(x: torch.Tensor, *modules: nn.Module) -> torch.Tensor:
+    """``x`` through ``modules`` in order, skipping identities."""
+    for m in modules:
+        if type(m) is not nn.Identity:
+            x = m(x)
+    return x
 
 
 class Chain(nn.Sequential):
@@ -184,13 +196,10 @@ class Chain(nn.Sequential):
     of an option that is off): same module tree and parameter names as the plain container,
     one module call (~1-3 us of Python, more than a small GPU kernel) less per identity."""
 
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__(*layers)
-        self._run = non_identity(*layers)
-
     def forward(self, x):
-        for m in self._run:
-            x = m(x)
+        for m in self._modules.values():
+            if type(m) is not nn.Identity:
+                x = m(x)
         return x
 
 

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FusionBlock, Resize, apply_each, skip_identities, sum_maps
+from .base import FusionBlock, Resize, apply_each, children, sum_maps
 
 BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
@@ -109,24 +109,18 @@ class BiFPNFusion(FusionBlock):
                                                                                             eps=BN_EPS))
             for ci in self.in_channels
         )
-        self._proj = skip_identities(self.proj)
         self.edge_weights = nn.Parameter(torch.ones(len(self.in_channels))) if weighting != "sum" else None
         self.act = nn.SiLU()
         self.depthwise = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
         self.pointwise = nn.Conv2d(c, c, 1)
         self.bn = nn.BatchNorm2d(c, momentum=BN_MOMENTUM, eps=BN_EPS)
-        # what forward calls, as plain tuples (no Module.__getattr__ or ModuleList indexing per call)
-        self._chain = ((self.depthwise, self.pointwise, self.bn, self.act) if conv_bn_act
-                       else (self.act, self.depthwise, self.pointwise, self.bn))
-        self._resize = tuple(self.resize)
 
     def _weighted_sum(self, xs) -> torch.Tensor:
         # one Python call less per step where it is free: on a GPU this whole node is ~10 kernel
         # launches, and each Python call costs about what a launch does
         size = xs[0].shape[-2:] if self.align_ref == "first" else self.target_size(xs)
-        if self._proj is not None:
-            xs = apply_each(self._proj, xs)
-        ys = [x if x.shape[-2:] == size else r(x, size) for r, x in zip(self._resize, xs)]
+        xs = apply_each(self.proj, xs)
+        ys = [x if x.shape[-2:] == size else r(x, size) for r, x in zip(children(self.resize), xs)]
         if self.weighting == "sum":
             return sum_maps(ys)
         if self.weighting == "fast":
@@ -143,6 +137,6 @@ class BiFPNFusion(FusionBlock):
         if len(xs) != len(self.in_channels):  # check_inputs says why; calling it costs a Python call
             self.check_inputs(xs)
         out = self._weighted_sum(xs)  # the resized maps are freed here, before the convs
-        for m in self._chain:
-            out = m(out)
-        return out
+        if self.conv_bn_act:
+            return self.act(self.bn(self.pointwise(self.depthwise(out))))
+        return self.bn(self.pointwise(self.depthwise(self.act(out))))

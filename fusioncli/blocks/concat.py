@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import cat, nn
 
-from .base import ActName, FusionBlock, NormName, create_act, create_norm, non_identity
+from .base import ActName, FusionBlock, NormName, create_act, create_norm, run_chain
 
 
 class ConcatFusion(FusionBlock):
@@ -28,11 +28,7 @@ class ConcatFusion(FusionBlock):
                               bias=(norm == "none") if bias is None else bias)
         self.norm = create_norm(norm, out_channels)
         self.act = create_act(act)
-        self._post = non_identity(self.norm, self.act)
 
     def forward(self, *xs):
         self.check_inputs(xs)
-        y = self.conv(cat(self.aligned(xs), dim=1))
-        for m in self._post:
-            y = m(y)
-        return y
+        return run_chain(self.conv(cat(self.aligned(xs), dim=1)), self.norm, self.act)

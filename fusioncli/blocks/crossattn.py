@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, apply_each, projections, skip_identities
+from .base import FusionBlock, apply_each, projections
 
 
 class CrossAttentionFusion(FusionBlock):
@@ -64,7 +64,6 @@ class CrossAttentionFusion(FusionBlock):
         self.num_heads = num_heads
         self.scale = (c // num_heads) ** -0.5
         self.proj_in = projections(self.in_channels, c)
-        self._proj_in = skip_identities(self.proj_in)
         self.norm = nn.LayerNorm(c, eps=1e-6) if norm else nn.Identity()
         self.wq = nn.Linear(c, c, bias=qkv_bias)
         self.wk = nn.Linear(c, c, bias=qkv_bias)
@@ -76,7 +75,7 @@ class CrossAttentionFusion(FusionBlock):
 
     def forward(self, *xs):
         self.check_inputs(xs)
-        x1, x2 = apply_each(self._proj_in, xs)
+        x1, x2 = apply_each(self.proj_in, xs)
         b, c, h, w = x1.shape
         t1 = x1.flatten(2).transpose(1, 2)
         t2 = x2.flatten(2).transpose(1, 2)

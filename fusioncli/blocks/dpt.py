@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SpecError
-from .base import ActName, FusionBlock, create_act, non_identity, projections
+from .base import ActName, FusionBlock, create_act, projections, run_chain
 
 
 class ResidualConvUnit(nn.Module):
@@ -57,15 +57,10 @@ class ResidualConvUnit(nn.Module):
         self.bn1 = nn.BatchNorm2d(features) if bn else nn.Identity()
         self.conv2 = nn.Conv2d(features, features, 3, padding=1, bias=True)
         self.bn2 = nn.BatchNorm2d(features) if bn else nn.Identity()
-        # the layers in order, without the identities of bn=False (the reference skips them with
-        # ``if self.bn``); a plain tuple also spares one Module.__getattr__ per layer per call
-        self._chain = non_identity(self.act, self.conv1, self.bn1, self.act, self.conv2, self.bn2)
 
     def forward(self, x):
-        out = x
-        for m in self._chain:
-            out = m(out)
-        return out + x
+        # the identities of bn=False are not called (the reference skips them with ``if self.bn``)
+        return run_chain(x, self.act, self.conv1, self.bn1, self.act, self.conv2, self.bn2) + x
 
 
 class Upsample(nn.Module):

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, NormName, create_norm
+from .base import FusionBlock, NormName, children, create_norm
 
 
 def conv_module(cin: int, cout: int, k: int, norm: str = "none", stride: int = 1, act: nn.Module | None = None):
@@ -68,7 +68,6 @@ class FPNFusion(FusionBlock):
         lateral_norm = "none" if no_norm_on_lateral else norm
         self.lateral = nn.ModuleList(conv_module(c, out_channels, 1, lateral_norm) for c in self.in_channels)
         self.fpn_conv = conv_module(out_channels, out_channels, 3, norm)
-        self._lateral, self._resize = tuple(self.lateral), tuple(self.resize)  # ModuleList indexing: ~1 us
 
     def reference_size(self, sizes):
         return tuple(sizes[0])
@@ -76,7 +75,7 @@ class FPNFusion(FusionBlock):
     def forward(self, *xs):
         self.check_inputs(xs)
         check_fine_to_coarse(self.kind, xs)
-        lateral, resize = self._lateral, self._resize
+        lateral, resize = tuple(children(self.lateral)), tuple(children(self.resize))  # ModuleList indexing: ~1 us
         m = lateral[-1](xs[-1])
         for i in range(len(xs) - 2, -1, -1):
             lat = lateral[i](xs[i])

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import FusionBlock, apply_each, projections, skip_identities
+from .base import FusionBlock, apply_each, projections, run_chain
 
 
 class GatedFusion(FusionBlock):
@@ -33,7 +33,6 @@ class GatedFusion(FusionBlock):
         n = len(self.in_channels)
         self.granularity = granularity
         self.proj = projections(self.in_channels, out_channels)
-        self._proj = skip_identities(self.proj)
         width = 1 if granularity == "spatial" else out_channels
         self.gates = 1 if n == 2 else n
         self.pool = nn.AdaptiveAvgPool2d(1) if granularity == "channel" else nn.Identity()
@@ -41,11 +40,11 @@ class GatedFusion(FusionBlock):
 
     def _logits(self, ys):
         x = torch.cat(ys, dim=1)
-        return self.gate(self.pool(x) if self.granularity == "channel" else x)
+        return self.gate(run_chain(x, self.pool))  # granularity=spatial: the identity is not called
 
     def forward(self, *xs):
         self.check_inputs(xs)
-        ys = apply_each(self._proj, self.aligned(xs))
+        ys = apply_each(self.proj, self.aligned(xs))
         if self.gates == 1:
             g = torch.sigmoid(self._logits(ys))
             return g * ys[0] + (1 - g) * ys[1]

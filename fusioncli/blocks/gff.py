@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock
+from .base import FusionBlock, children
 
 
 class GFF(FusionBlock):
@@ -70,7 +70,6 @@ class GFF(FusionBlock):
             nn.Sequential(nn.Conv2d(c, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU())
             for c in self.in_channels)
         self.gate = nn.ModuleList(nn.Sequential(nn.Conv2d(c, gate_width, 1), nn.Sigmoid()) for c in self.in_channels)
-        self._resize = tuple(self.resize)  # iterating a tuple costs no Python call (a ModuleList's __iter__ does)
 
     def reference_size(self, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
         return tuple(sizes[self.target])
@@ -78,7 +77,7 @@ class GFF(FusionBlock):
     def _fuse(self, i: int, ps: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor:
         size = ps[i].shape[-2:]
         s = None
-        for j, (g, p, r) in enumerate(zip(gs, ps, self._resize)):
+        for j, (g, p, r) in enumerate(zip(gs, ps, children(self.resize))):
             if j == i:
                 continue
             gp = g * p

@@ -41,7 +41,7 @@ from typing import Literal
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, NormName, projections, skip_identities
+from .base import FusionBlock, NormName, children, projections
 from .fpn import check_fine_to_coarse, conv_module
 
 
@@ -77,10 +77,6 @@ class PANFusion(FusionBlock):
                                   for i in range(len(lateral)))
         n_convs = len(lateral) if variant == "paper" else 1
         self.convs = nn.ModuleList(conv_module(c, c, 3, norm, 1, act()) for _ in range(n_convs))
-        # what forward calls, as plain tuples: indexing a ModuleList costs ~1 us, an identity
-        # projection a module call (None here: not called)
-        self._proj = skip_identities(self.proj) or (None,) * len(self.proj)
-        self._down, self._convs, self._resize = tuple(self.down), tuple(self.convs), tuple(self.resize)
 
     def reference_size(self, sizes):
         return tuple(sizes[-1])
@@ -89,10 +85,12 @@ class PANFusion(FusionBlock):
         self.check_inputs(xs)
         check_fine_to_coarse(self.kind, xs)
         paper = self.variant == "paper"
-        proj, down, convs, resize = self._proj, self._down, self._convs, self._resize
-        n = xs[0]
+        # the live modules as tuples (indexing a ModuleList costs ~1 us); an identity projection
+        # is not called
+        proj, down, convs, resize = (tuple(children(m)) for m in (self.proj, self.down, self.convs, self.resize))
+        n = xs[0] if type(proj[0]) is nn.Identity else proj[0](xs[0])  # an identity (input 1 is out wide)
         for i in range(1, len(xs)):
-            p = xs[i] if proj[i] is None else proj[i](xs[i])
+            p = xs[i] if type(proj[i]) is nn.Identity else proj[i](xs[i])
             d = down[i - 1](n)
             size = p.shape[-2:]
             n = p + (d if d.shape[-2:] == size else resize[i](d, size))

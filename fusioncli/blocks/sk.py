@@ -44,7 +44,7 @@ from torch import nn
 
 from ..errors import SpecError
 from .attention import make_divisible
-from .base import FusionBlock, non_identity, sum_maps
+from .base import FusionBlock, run_chain, sum_maps
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1, groups: int = 1) -> nn.Sequential:
@@ -107,7 +107,6 @@ class SKFusion(FusionBlock):
         self.dilate = dilate
         self.project = _conv_bn_relu(total, c, 1) if project else nn.Identity()
         self.branch_in = cb
-        self._project = non_identity(self.project)
         self.paths = nn.ModuleList(
             _conv_bn_relu(cb, c, 3, (k - 1) // 2, groups) if dilate and k >= 3 else _conv_bn_relu(cb, c, k, 1, groups)
             for k in kernels
@@ -121,8 +120,7 @@ class SKFusion(FusionBlock):
 
     def _branches(self, xs) -> list:
         x = torch.cat(self.aligned(xs), dim=1) if len(xs) > 1 else xs[0]
-        for m in self._project:  # empty when project=false: the identity is not called
-            x = m(x)
+        x = run_chain(x, self.project)  # project=false: the identity is not called
         if self.split:
             return [p(xi) for p, xi in zip(self.paths, torch.split(x, self.branch_in, dim=1))]
         return [p(x) for p in self.paths]

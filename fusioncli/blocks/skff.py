@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import FusionBlock, apply_each, projections, skip_identities, sum_maps
+from .base import FusionBlock, apply_each, projections, sum_maps
 
 
 class SKFF(FusionBlock):
@@ -56,7 +56,6 @@ class SKFF(FusionBlock):
                                 "set --out to it, or --set project=true to add 1x1 projections", field="--out")
         self.height = len(self.in_channels)
         self.proj = projections(self.in_channels, c, bias=bias)
-        self._proj = skip_identities(self.proj)
         d = max(int(c / reduction), 4)
         self.rd_channels = d
         self.conv_du = nn.Sequential(nn.Conv2d(c, d, 1, bias=bias), nn.PReLU())
@@ -64,7 +63,7 @@ class SKFF(FusionBlock):
 
     def forward(self, *xs):
         self.check_inputs(xs)
-        xs = apply_each(self._proj, self.aligned(xs))
+        xs = apply_each(self.proj, self.aligned(xs))
         z = self.conv_du(sum_maps(xs).mean((2, 3), keepdim=True))
         logits = torch.cat([fc(z) for fc in self.fcs], dim=1)
         a = torch.softmax(logits.view(logits.shape[0], self.height, -1, 1, 1), dim=1)
