@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP   = $(VENV)/.fusioncli-installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-oldest setup clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# the oldest torch the whole suite runs on (pyproject.toml declares the range from it): a PyPI
+# build, several GB with its CUDA libraries, run on the CPU
+OLDEST_TORCH = torch==2.4.1
+
+test-oldest:
+	$(MAKE) test VENV=.venv-oldest TORCH=$(OLDEST_TORCH)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .venv-oldest build dist *.egg-info

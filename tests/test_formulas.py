@@ -18,7 +18,8 @@ from fusioncli.analysis.formulas import (
 from fusioncli.errors import RunError, SpecError
 
 
-@torch.library.custom_op("fusiontest::scale2", mutates_args=())
+# the schema written out: torch < 2.5 cannot infer it from this module's string annotations
+@torch.library.custom_op("fusiontest::scale2", mutates_args=(), schema="(Tensor x) -> Tensor")
 def scale2(x: torch.Tensor) -> torch.Tensor:
     return x * 2
 
