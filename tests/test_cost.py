@@ -172,3 +172,43 @@ def test_counting_imports_neither_dynamo_nor_sympy():
     init_imports_sympy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                         check=True).stdout.split() == ["True"]
     assert out.stdout.split() == ["False", str(init_imports_sympy)]
+
+
+def test_compile_after_counting_still_compiles_with_torchs_wrappers():
+    """The counting pass answers ``import torch._dynamo`` with a stand-in whose ``disable`` passes
+    the function through (and torch caches that on the function). After it, in the same process,
+    ``torch.compile`` must still compile, and every cached wrapper must be torch's, not the stand-in's."""
+    import subprocess
+    import sys
+
+    code = """
+import gc, sys, types, torch
+from fusioncli import create_fusion
+from fusioncli.analysis import analyze
+
+def cached():  # functions carrying a value that is the function itself: stand-in pass-throughs left behind
+    # type(), not isinstance: dead weak proxies raise on isinstance; torch's and fusion's functions (networkx
+    # decorators, say, keep functions that refer to themselves for their own reasons)
+    fns = [o for o in gc.get_objects() if type(o) is types.FunctionType and (o.__module__ or "").startswith(("torch", "fusioncli"))]
+    return [f for f in fns if any(v is f for v in vars(f).values())], fns
+
+analyze("crossattn", time=False)  # CostCounter.__torch_dispatch__ goes through torch._disable_dynamo
+left, _ = cached()
+assert not left, [f.__qualname__ for f in left]
+assert "torch._dynamo" not in sys.modules
+block = create_fusion("aff", in_channels=[8, 8], out_channels=8).eval()
+x = torch.randn(1, 8, 8, 8)
+compiled = torch.compile(block, backend="eager")
+with torch.no_grad():
+    torch.testing.assert_close(compiled(x, x), block(x, x))
+import torch._dynamo
+assert type(sys.modules["torch._dynamo"]) is types.ModuleType and torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+analyze("crossattn", time=False)  # the same kernels again: now wrapped by the real torch._dynamo
+left, fns = cached()
+assert not left, [f.__qualname__ for f in left]
+wrapped = [f for f in fns if "__dynamo_disable" in vars(f)]
+print(len(wrapped))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) >= 1  # torch's own wrappers were cached, on the second pass

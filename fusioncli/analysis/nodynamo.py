@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _NAME = "torch._dynamo"
-_CACHE_ATTR = "__dynamo_disable"  # where torch._compile._disable_dynamo caches its wrapper
 
 
 class _DynamoStandIn(types.ModuleType):
@@ -69,8 +68,8 @@ def without_dynamo_import() -> Iterator[None]:
         if torch.__dict__.get("_dynamo") is stand_in:
             del torch._dynamo
         for fn in stand_in.passed_through:
-            if getattr(fn, _CACHE_ATTR, None) is fn:
-                try:
-                    delattr(fn, _CACHE_ATTR)
-                except AttributeError:
-                    pass
+            # torch caches its wrapper on the function under a private name; whatever the name,
+            # the cached value is the pass-through itself, the function: delete every such entry
+            cached = getattr(fn, "__dict__", {})
+            for name in [k for k, v in cached.items() if v is fn]:
+                del cached[name]
