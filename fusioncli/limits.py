@@ -22,6 +22,7 @@ import os
 
 from .errors import RunError, SpecError
 
+#: the dtypes fusion runs in (--dtype), named once here, with their sizes
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 MAX_ELEMENTS = 2**40
 MAX_BYTES = 2**63 - 1  # torch sizes tensors with signed 64-bit integers

@@ -10,18 +10,26 @@ on the front. Latency compares medians (noise is not modelled).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from .errors import SpecError
 from .report import ErrorEntry, Report
 
-#: metric name on the command line -> label with its unit (tables, plots)
+@dataclass(frozen=True)
+class Metric:
+    label: str  # with its unit: plot axes
+    short: str  # in sentences and exponent tables: "MACs ∝ size^2.00"
+    column: str  # its column in summary rows (CSV, tables, Markdown)
+
+
+#: the one vocabulary of metrics: the names of --sort, --pareto and a sweep's exponents, in column order
 METRICS = {
-    "params": "params (count)",
-    "macs": "MACs (count)",
-    "flops": "FLOPs (count)",
-    "bytes": "bytes moved (B)",
-    "memory": "peak activations (B)",
-    "latency": "latency median (ms)",
+    "params": Metric("parameters (count)", "params", "params"),
+    "macs": Metric("MACs (count, multiply-accumulates)", "MACs", "macs"),
+    "flops": Metric("FLOPs (count, fusion-v1)", "FLOPs", "flops"),
+    "bytes": Metric("bytes moved (B)", "bytes", "bytes_moved"),
+    "memory": Metric("peak activation memory (B)", "peak act.", "peak_activation_bytes"),
+    "latency": Metric("latency, median (ms)", "latency", "latency_median_ms"),
 }
 SORT_KEYS = ("name", *METRICS)
 DEFAULT_PARETO = ("params", "flops", "latency")

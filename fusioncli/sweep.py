@@ -38,16 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError
-from .pareto import value
 from .report import ErrorEntry, Report, entry_from_dict
-from .pareto import METRICS
+from .pareto import METRICS, value
 from .spec import Spec, format_input, format_shape
 
 RESERVED = ("size", "channels", "batch", "out")
-#: metric -> label with unit (exponent tables, plots); the order of the columns
-SWEEP_METRICS = METRICS
-SHORT = {"params": "params", "macs": "MACs", "flops": "FLOPs", "bytes": "bytes", "memory": "peak act.",
-         "latency": "latency"}
 
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ def exponents(entries: Sequence[Report | ErrorEntry], vary: dict[str, list[Any]]
         rs = [r for r in reports if r.sweep["spec"] == spec]
         for var in numeric_vars:
             others = [o for o in vary if o != var]
-            for metric in SWEEP_METRICS:
+            for metric in METRICS:
                 groups: dict[tuple, list[tuple[float, float]]] = {}
                 for r in rs:
                     y = value(r, metric)
@@ -256,9 +251,9 @@ def exponent_table(exps: Sequence[dict]) -> list[dict]:
 def exponent_text(e: dict) -> str:
     """``MACs ∝ size^2.00`` (or ``MACs: no fit`` where no two points with a positive value exist)."""
     if e["exponent"] is None:
-        return f"{SHORT[e['metric']]}: no fit (0 or one point)"
+        return f"{METRICS[e['metric']].short}: no fit (0 or one point)"
     k = 0.0 if abs(e["exponent"]) < 5e-3 else e["exponent"]
-    return f"{SHORT[e['metric']]} ∝ {e['variable']}^{k:.2f}"
+    return f"{METRICS[e['metric']].short} ∝ {e['variable']}^{k:.2f}"
 
 
 # --------------------------------------------------------------------------- jsonl lines and merging

@@ -11,8 +11,6 @@ import sys
 
 import pytest
 
-from fusioncli._launch import command_word
-
 # Runs the console script's main() on argv, with an exit handler that reports what was imported:
 # it must run (atexit handlers are kept) and see the state at exit.
 PROBE = """
@@ -35,14 +33,6 @@ def probe(err: str) -> list[str]:
     lines = [line for line in err.splitlines() if line.startswith("PROBE")]
     assert len(lines) == 1, err  # the exit handler ran exactly once
     return lines[0].split()[1:]
-
-
-@pytest.mark.parametrize("args,word", [
-    ([], None), (["blocks"], "blocks"), (["--debug", "inspect", "concat"], "inspect"),
-    (["--version"], None), (["--", "blocks"], None), (["nosuch", "x"], "nosuch"),
-])
-def test_command_word(args, word):
-    assert command_word(args) == word
 
 
 def test_listing_imports_only_its_module_and_no_torch():
@@ -101,18 +91,22 @@ def test_shell_completion_of_specs_without_torch():
     assert "torch" not in probe(r.stderr)
 
 
-def test_setup_freezes_torchs_objects_and_keeps_gc_on():
-    """The CLI imports torch with the collector off, then freezes what the import made."""
+def test_process_tricks_stay_on_the_console_path():
+    """In-process callers (tests, the API, CliRunner) import the analysis with Python's import:
+    the collector is left as it was and nothing is frozen. The console script's import_frozen
+    returns the module with the collector on again."""
     import gc
 
+    from fusioncli._launch import import_frozen
     from fusioncli.cli.analyze import _setup
-    from fusioncli.cli.options import Device, DType
+    from fusioncli.cli.options import RunOptions
 
-    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    _setup(RunOptions())
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
     try:
-        _setup(Device.cpu, DType.float32, None)
-        assert gc.isenabled()
-        assert gc.get_freeze_count() > 10_000  # torch's modules, functions and classes at least
+        module = import_frozen("fusioncli.analysis")
+        assert module.__name__ == "fusioncli.analysis" and gc.isenabled()
     finally:
         gc.unfreeze()
 

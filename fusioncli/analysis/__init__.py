@@ -29,7 +29,7 @@ from .nodynamo import without_dynamo_import
 from .timing import TimingMode, time_forward
 
 SEED = 0
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in limits.DTYPE_BYTES}  # the names: fusioncli.limits
 
 
 def environment(device: str, dtype: str, threads: int | None) -> dict[str, Any]:

@@ -10,11 +10,48 @@ Importing this module does not import torch: listing commands and ``--help`` sta
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from .state import state
 
+# command -> the module that declares it, in the order `fusion --help` lists them
+COMMANDS = {"inspect": "analyze", "compare": "analyze", "blocks": "listing", "presets": "listing",
+            "explain": "listing", "sweep": "sweep", "merge": "sweep", "schema": "schema"}
+
+
+class LazyGroup(TyperGroup):
+    """Click's lazy group: a command's module is imported when the command is asked for (running
+    it, its help, ``fusion --help``, completion, a did-you-mean), not when the group is built."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        if name not in self.commands and name in COMMANDS:
+            load_commands(name)
+            from typer.main import get_command_from_info
+
+            for info in app.registered_commands:
+                if (info.name or "") not in self.commands:
+                    cmd = get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                                rich_markup_mode=app.rich_markup_mode)
+                    self.commands[cmd.name] = cmd
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        from .entry import _click_exc
+
+        try:
+            return super().resolve_command(ctx, args)
+        except _click_exc.UsageError:  # an unknown command: the did-you-mean list needs every name loaded
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+            return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="fusion",
     help="Explore feature fusion blocks: shapes, parameters, exact MACs/FLOPs, memory and latency.\n\n"
     "Exit codes: 0 success, 1 run-time failure (device absent, out of memory, refused by the memory guard, "
@@ -44,11 +81,6 @@ def _root(
     state.debug = debug
 
 
-# command -> the module that declares it, in the order `fusion --help` lists them
-COMMANDS = {"inspect": "analyze", "compare": "analyze", "blocks": "listing", "presets": "listing",
-            "explain": "listing", "sweep": "sweep", "merge": "sweep", "schema": "schema"}
-
-
 def load_commands(command: str | None = None) -> None:
     """Import the modules that declare commands: the one declaring ``command``, or all of them
     (``command`` None or unknown). Importing one registers its commands on :data:`app`."""
@@ -58,10 +90,5 @@ def load_commands(command: str | None = None) -> None:
     for name in modules:
         importlib.import_module(f"{__name__}.{name}")
 
-
-from .. import _launch  # noqa: E402
-
-if not _launch.lazy:  # the console script loads only the command it runs (fusioncli/_launch.py)
-    load_commands()
 
 from .entry import main  # noqa: E402,F401  (one-line errors, exit codes, Ctrl-C)

@@ -1,29 +1,31 @@
-"""Options shared by ``inspect`` and ``compare`` (Annotated aliases, as in fastapi-cli)."""
+"""Every command option, declared once (Annotated aliases, as in fastapi-cli), and the run
+options that ``inspect``, ``compare`` and ``sweep`` share, gathered into one :class:`RunOptions`
+by :func:`run_options`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
+from ..limits import DTYPE_BYTES
+from ..pareto import DEFAULT_PARETO, METRICS, SORT_KEYS
+from ..render.formats import FORMATS, STREAM_FORMATS
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
+
+#: one vocabulary per choice: formats from the renderers, dtypes from the size limits' table
+Format = Enum("Format", {f: f for f in FORMATS}, type=str)
+SweepFormat = Enum("SweepFormat", {f: f for f in (*FORMATS, *STREAM_FORMATS)}, type=str)
+DType = Enum("DType", {d: d for d in DTYPE_BYTES}, type=str)
 
 
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
-
-
-class DType(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
 
 
 class Pack(str, Enum):
@@ -51,18 +53,19 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 NoTimeOpt = Annotated[bool, typer.Option("--no-time", help="Skip timing (counting alone runs on the meta device).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", metavar="SECONDS", min=0.0,
                                            help="Time budget per block for measured runs.")]
-DepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of the per-layer table.")]
+DepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1,
+                                       help="Depth of the per-layer table (in a sweep, of each report's layer list).")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --format json.")]
 # choosing a design (compare, sweep, merge): see fusioncli.pareto and fusioncli.sweep
 BaselineOpt = Annotated[Optional[str], typer.Option(
     "--baseline", metavar="NAME", help="Spec (as given) or report name the ratios divide by (default: the first).")]
 SortOpt = Annotated[Optional[str], typer.Option(
-    "--sort", metavar="COLUMN", help="Row order: name, params, macs, flops, bytes, memory or latency (ascending; "
-    "failed specs last; default: the order given).")]
+    "--sort", metavar="COLUMN", help=f"Row order: {', '.join(SORT_KEYS)} (ascending; failed specs last; default: the "
+    "order given).")]
 ParetoOpt = Annotated[str, typer.Option(
-    "--pareto", metavar="METRICS", help="Comma-separated metrics of the Pareto front (lower is better): params, "
-    "macs, flops, bytes, memory, latency. Latency is left out, with a note, when not timed.")]
+    "--pareto", metavar="METRICS", help=f"Comma-separated metrics of the Pareto front (lower is better): "
+    f"{', '.join(METRICS)}. Latency is left out, with a note, when not timed.")]
 PlotOpt = Annotated[Optional[str], typer.Option(
     "--plot", metavar="FILE", help="Also draw a picture to FILE.png, .svg or .pdf (needs the extra "
     "fusioncli\\[plot], i.e. matplotlib).")]
@@ -92,6 +95,101 @@ OutputOpt = Annotated[Optional[str], typer.Option(
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Run even when the memory guard estimates the run will not fit (or an input exceeds 2**40 "
     "elements).")]
+
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of a run that ``inspect``, ``compare`` and ``sweep`` share, declared once: what
+    overrides each spec's shapes and options, how it is measured, and where the output goes.
+    The annotations are the command-line declarations; :func:`run_options` adds them to a command."""
+
+    inputs: InputsOpt = None
+    out: OutOpt = None
+    sets: SetOpt = None
+    batch: BatchOpt = None
+    pack: PackOpt = None
+    device: DeviceOpt = Device.cpu
+    dtype: DTypeOpt = DType.float32
+    threads: ThreadsOpt = None
+    no_time: NoTimeOpt = False
+    min_time: MinTimeOpt = 0.4
+    depth: DepthOpt = 3
+    crosscheck: CrosscheckOpt = False
+    backward: BackwardOpt = False
+    channels_last: ChannelsLastOpt = False
+    compile: CompileOpt = False
+    compile_backend: CompileBackendOpt = "inductor"
+    autocast: AutocastOpt = False
+    quiet: QuietOpt = False
+    force: ForceOpt = False
+    output: OutputOpt = None
+
+    def resolve(self, spec_text: str):
+        """The spec with the overriding flags, resolved once, without importing torch or user code."""
+        from ..spec import parse_set, resolve_spec
+
+        return resolve_spec(spec_text, inputs=self.inputs, out=self.out, options=parse_set(self.sets),
+                            batch=self.batch, pack=self.pack.value if self.pack is not None else None,
+                            check_options=False)
+
+    def precheck(self, spec_text: str):
+        """Resolve the spec and check size limits and inputs against free RAM, before torch is imported:
+        an absurd shape fails in well under a second (the full memory guard follows the meta pass, in
+        :func:`fusioncli.analysis.analyze`). Returns the resolved spec."""
+        from ..limits import check_inputs_fit, check_shapes
+
+        spec = self.resolve(spec_text)
+        check_shapes(spec, self.dtype.value, force=self.force)
+        if not self.no_time or self.crosscheck:
+            check_inputs_fit(spec, self.dtype.value, device=self.device.value, force=self.force)
+        return spec
+
+    def analyze_keywords(self) -> dict[str, Any]:
+        """The :func:`fusioncli.analysis.analyze` keywords of this run."""
+        from ..analysis.timing import TimingMode
+
+        mode = TimingMode(backward=self.backward, channels_last=self.channels_last, compile=self.compile,
+                          compile_backend=self.compile_backend, autocast=self.autocast)
+        return dict(device=self.device.value, dtype=self.dtype.value, threads=self.threads, time=not self.no_time,
+                    depth=self.depth, min_time=self.min_time, crosscheck=self.crosscheck, timing_mode=mode,
+                    force=self.force)
+
+
+def run_options(*, omit: tuple[str, ...] = (), defaults: dict[str, Any] | None = None):
+    """Declare a command with the :class:`RunOptions` options added to its own, and call it with
+    them gathered as ``run``. ``omit`` leaves options out (they keep their defaults), ``defaults``
+    changes an option's default for this command. The command's own parameters
+    come first (its arguments), then the run options, then its keyword-only parameters (the
+    output format), which is also the order of ``--help``."""
+    defaults = defaults or {}
+    hints = get_type_hints(RunOptions, include_extras=True)
+    shared = []
+    for f in fields(RunOptions):
+        if f.name in omit:
+            continue
+        shared.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                                        default=defaults.get(f.name, f.default)))
+    names = {p.name for p in shared}
+
+    def decorate(command):
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        first = [p for p in own if p.kind != p.KEYWORD_ONLY]
+        last = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.kind == p.KEYWORD_ONLY and p.name != "run"]
+        params = [*(p.replace(kind=p.POSITIONAL_OR_KEYWORD) for p in first), *shared, *last]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            run = RunOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in names},
+                             **{k: defaults[k] for k in defaults if k not in names})
+            return command(*args, run=run, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer must read the signature above, not the command's
+        return wrapper
+
+    return decorate
 
 
 def complete_spec(incomplete: str) -> list[str]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 
 @dataclass
 class State:
     debug: bool = False
     quiet: bool = False
+    #: how a command imports the analysis (and torch with it); the console script swaps in its
+    #: own (fusioncli._launch.import_frozen), in-process callers keep Python's
+    import_module: Callable[[str], ModuleType] = importlib.import_module
 
 
 state = State()

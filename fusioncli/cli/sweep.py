@@ -11,7 +11,6 @@ inside the functions that use them (issue 8: listings and ``--help`` under 0.3 s
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,35 +20,19 @@ from .. import __version__
 from ..errors import FusionError, SpecError
 from ..registry import block_options
 from . import app
-from .analyze import SpecFlags, _setup, run_spec, timing_settings
+from .analyze import _setup, run_spec
 from .errors import error_line, fail, report_error
 from .feedback import progress, warn
 from .options import (
-    AutocastOpt,
-    BackwardOpt,
-    BatchOpt,
-    ChannelsLastOpt,
-    CompileBackendOpt,
-    CompileOpt,
-    Device,
-    DeviceOpt,
-    DType,
-    DTypeOpt,
-    ForceOpt,
-    InputsOpt,
     JsonOpt,
-    MinTimeOpt,
-    NoTimeOpt,
-    OutOpt,
     OutputOpt,
-    PackOpt,
     PlotOpt,
-    QuietOpt,
-    SetOpt,
+    RunOptions,
     ShardOpt,
-    ThreadsOpt,
+    SweepFormat,
     VaryOpt,
     complete_spec,
+    run_options,
 )
 from .state import state
 
@@ -58,21 +41,12 @@ if TYPE_CHECKING:
     from ..report import Envelope
 
 
-class SweepFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-    markdown = "markdown"
-
-
 SweepFormatOpt = Annotated[SweepFormat, typer.Option(
     "--format", "-f", help="Output format; jsonl streams one self-contained JSON object per grid point.")]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Block kinds, preset names, preset files or "
                                                                      "quoted globs of them.", autocompletion=complete_spec)]
 FilesArg = Annotated[list[Path], typer.Argument(metavar="FILES...", help="Outputs of `fusion sweep --format json` "
                                                                        "or `--format jsonl` (shards of one sweep).")]
-SweepDepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1, help="Depth of each report's layer list.")]
 
 TOOL = {"name": "fusioncli", "version": __version__}
 
@@ -122,8 +96,8 @@ def _plot(env: Envelope, path: Path | None, exit_code: int = 0) -> int:
 class _Runner:
     """Runs grid points one by one (a generator of entries), keeping them and the first failure's exit code."""
 
-    def __init__(self, analysis, settings: dict, bases: dict, flags: SpecFlags) -> None:
-        self.analysis, self.settings, self.bases, self.flags = analysis, settings, bases, flags
+    def __init__(self, analysis, run: RunOptions, bases: dict) -> None:
+        self.analysis, self.run, self.bases = analysis, run, bases
         self.entries: list = []
         self.exit_code = 0
 
@@ -144,7 +118,7 @@ class _Runner:
             spec = override(replace(base, options=dict(base.options)), inputs=over.get("inputs"),
                             out=over.get("out"), options=over.get("options"), batch=over.get("batch"),
                             check_options=False)
-            return replace(run_spec(self.analysis, spec, self.flags, self.settings), sweep=point.to_dict())
+            return replace(run_spec(self.analysis, spec, self.run), sweep=point.to_dict())
         except FusionError as e:
             at = ", ".join(f"{k}={v}" for k, v in point.values.items())
             error_line(e, f"{point.spec} at {at}")
@@ -159,33 +133,9 @@ class _Runner:
 
 
 @app.command("sweep")
-def sweep_cmd(
-    specs: SpecsArg,
-    vary: VaryOpt = None,
-    shard: ShardOpt = None,
-    inputs: InputsOpt = None,
-    out: OutOpt = None,
-    sets: SetOpt = None,
-    batch: BatchOpt = None,
-    pack: PackOpt = None,
-    device: DeviceOpt = Device.cpu,
-    dtype: DTypeOpt = DType.float32,
-    threads: ThreadsOpt = None,
-    no_time: NoTimeOpt = False,
-    min_time: MinTimeOpt = 0.4,
-    depth: SweepDepthOpt = 1,
-    backward: BackwardOpt = False,
-    channels_last: ChannelsLastOpt = False,
-    compile: CompileOpt = False,
-    compile_backend: CompileBackendOpt = "inductor",
-    autocast: AutocastOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
-    plot: PlotOpt = None,
-    output: OutputOpt = None,
-    fmt: SweepFormatOpt = SweepFormat.table,
-    as_json: JsonOpt = False,
-) -> None:
+@run_options(omit=("crosscheck",), defaults={"depth": 1})
+def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, plot: PlotOpt = None,
+              fmt: SweepFormatOpt = SweepFormat.table, as_json: JsonOpt = False, run: RunOptions) -> None:
     """Run SPECs over a grid of sizes, widths, batch sizes or options, and fit how each cost scales.
 
     Each metric's scaling exponent is the least-squares slope of log(metric) on
@@ -195,16 +145,15 @@ def sweep_cmd(
     """
     from .. import sweep as S
     from ..report import SCHEMA_VERSION, Envelope
-    from ..limits import check_shapes
     from ..spec import typed_options
     from ..comparing import expand_specs
     from .output import atomic_output, check_output
 
     fmt = SweepFormat.json if as_json else fmt
     err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
-    state.quiet = quiet
+    state.quiet = run.quiet
     try:
-        check_output(output)
+        check_output(run.output)
     except FusionError as e:
         fail(e, err_fmt)
     try:
@@ -218,23 +167,18 @@ def sweep_cmd(
         plot_path = check_plot(plot)
         if plot_path is not None:
             plot_variable(grid_vars)
-        flags = SpecFlags(inputs, out, sets, batch, pack)
         bases: dict = {}
         shaping = {k: v[0] for k, v in grid_vars.items() if k in ("size", "channels")}
         for text in specs:  # resolved and size-checked once, before torch is imported
             try:
-                bases[text] = flags.resolve(text)
-                check_shapes(bases[text], dtype.value, force=force)
+                bases[text] = run.precheck(text)
                 S.apply_point(bases[text], shaping)  # a shape the grid cannot vary fails once, here
             except FusionError as e:
                 if len(specs) == 1:
                     raise
                 bases[text] = e
                 error_line(e, text)
-        analysis = _setup(device, dtype, threads)
-        settings = timing_settings(device=device, dtype=dtype, threads=threads, no_time=no_time, min_time=min_time,
-                                   depth=depth, backward=backward, channels_last=channels_last, compile=compile,
-                                   compile_backend=compile_backend, autocast=autocast, force=force)
+        analysis = _setup(run)
         for text, base in bases.items():  # option names and values, once per spec (imports the block)
             if isinstance(base, FusionError):
                 continue
@@ -247,28 +191,28 @@ def sweep_cmd(
                 error_line(e, text)
         _check_options(grid_vars, bases)
     except FusionError as e:
-        fail(e, err_fmt, output)
+        fail(e, err_fmt, run.output)
 
     points = S.shard(S.grid(specs, grid_vars), which)
     definition = S.definition(specs, grid_vars, which)
-    environment = analysis.environment(device.value, dtype.value, threads)
-    run = _Runner(analysis, settings, bases, flags)
+    environment = analysis.environment(run.device.value, run.dtype.value, run.threads)
+    runner = _Runner(analysis, run, bases)
     if fmt == SweepFormat.jsonl:  # streamed: each line is written as its point completes
         try:
-            with atomic_output(output) as stream:
-                for entry in run(points):
+            with atomic_output(run.output) as stream:
+                for entry in runner(points):
                     stream.write(json.dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
                     stream.flush()
         except FusionError as e:
             fail(e, "table")
     else:
-        for _ in run(points):
+        for _ in runner(points):
             pass
-    entries = run.entries
+    entries = runner.entries
     env = Envelope(__version__, environment, entries, sweep={**definition, "exponents": S.exponents(entries, grid_vars)})
     if fmt != SweepFormat.jsonl:
-        _render(env, fmt, output)
-    exit_code = _plot(env, plot_path, run.exit_code)
+        _render(env, fmt, run.output)
+    exit_code = _plot(env, plot_path, runner.exit_code)
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from ..report import Envelope
 
-FORMATS = ("table", "json", "csv", "markdown")
+from .formats import FORMATS  # noqa: F401  (re-exported)
 
 
 def render(envelope: Envelope, fmt: str, out: TextIO, *, width: int | None = None, by_op: bool = False,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..report import Envelope, Report
-from ..sweep import SHORT, SWEEP_METRICS, exponent_table
+from ..pareto import METRICS
+from ..sweep import exponent_table
 from .rows import header, is_best, summary_rows, used_columns
 
 TEXT_COLUMNS = ("name", "block", "inputs", "outputs", "error")
@@ -32,9 +33,9 @@ def _exponents(envelope: Envelope, out: TextIO) -> None:
     rows = exponent_table(envelope.sweep.get("exponents", []))
     if not rows:
         return
-    metrics = [m for m in SWEEP_METRICS if any(m in r for r in rows)]
+    metrics = [m for m in METRICS if any(m in r for r in rows)]
     out.write("\nFitted scaling exponents k (metric ∝ variable^k; least-squares slope of log metric on log variable)\n\n")
-    out.write("| spec | variable | " + " | ".join(SHORT[m] for m in metrics) + " |\n")
+    out.write("| spec | variable | " + " | ".join(METRICS[m].short for m in metrics) + " |\n")
     out.write("|---|---|" + "---:|" * len(metrics) + "\n")
     for r in rows:
         cells = ["" if r.get(m) is None else f"{r[m]:.2f}" for m in metrics]

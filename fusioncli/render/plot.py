@@ -11,19 +11,11 @@ import math
 from pathlib import Path
 
 from ..errors import RunError, SpecError
-from ..pareto import front, value
+from ..pareto import METRICS, front, value
 from ..report import Envelope, Report
-from ..sweep import SHORT, SWEEP_METRICS, numeric
+from ..sweep import numeric
 
 FORMATS = (".png", ".svg", ".pdf")
-AXIS_LABELS = {
-    "params": "parameters (count)",
-    "macs": "MACs (count, multiply-accumulates)",
-    "flops": "FLOPs (count, fusion-v1)",
-    "bytes": "bytes moved (B)",
-    "memory": "peak activation memory (B)",
-    "latency": "latency, median (ms)",
-}
 STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 VARIABLE_LABELS = {
     "size": "size: height of the first input (px)",
@@ -96,7 +88,7 @@ def plot_sweep(env: Envelope, path: Path) -> None:
     reports = [r for r in env.reports if isinstance(r, Report) and r.sweep]
     if not reports:
         raise RunError("--plot: nothing to draw, every grid point failed", field="--plot")
-    metrics = [m for m in SWEEP_METRICS if any((value(r, m) or 0) > 0 for r in reports)]
+    metrics = [m for m in METRICS if any((value(r, m) or 0) > 0 for r in reports)]
     slopes = {(e["spec"], e["metric"]): e["exponent"] for e in sweep.get("exponents", []) if e["variable"] == var}
     labels = _spec_labels(reports)
 
@@ -131,8 +123,8 @@ def plot_sweep(env: Envelope, path: Path) -> None:
         ax.set_xticks(sorted(vary[var]), [str(v) for v in sorted(vary[var])])
         ax.minorticks_off()
         ax.set_xlabel(xunit)
-        ax.set_ylabel(AXIS_LABELS[m])
-        ax.set_title(SHORT[m] if m != "memory" else "peak activations")
+        ax.set_ylabel(METRICS[m].label)
+        ax.set_title(METRICS[m].short if m != "memory" else "peak activations")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in axes[len(metrics):]:
@@ -171,7 +163,7 @@ def plot_compare(env: Envelope, path: Path) -> None:
         names = [n for n in pts if (n in on_front) is group]
         if not names:
             continue
-        metrics = ", ".join(SHORT[m] for m in (env.pareto_metrics or []))
+        metrics = ", ".join(METRICS[m].short for m in (env.pareto_metrics or []))
         label = f"on the Pareto front ({metrics})" if group else "dominated"
         ax.scatter([pts[n][0] for n in names], [pts[n][1] for n in names], label=label, zorder=3, **style)
     for n, (x, y) in pts.items():
@@ -179,11 +171,11 @@ def plot_compare(env: Envelope, path: Path) -> None:
     stair = sorted(pts[n] for n in plane)
     if len(stair) >= 2:
         ax.step([p[0] for p in stair], [p[1] for p in stair], where="post", linestyle="--", color="tab:red",
-                alpha=0.6, label=f"Pareto front of {SHORT[xm]} and {SHORT[ym]}")
+                alpha=0.6, label=f"Pareto front of {METRICS[xm].short} and {METRICS[ym].short}")
     _scale(ax, "x", [p[0] for p in pts.values()])
     _scale(ax, "y", [p[1] for p in pts.values()])
-    ax.set_xlabel(AXIS_LABELS[xm] + " (log)")
-    ax.set_ylabel(AXIS_LABELS[ym] + " (log)")
+    ax.set_xlabel(METRICS[xm].label + " (log)")
+    ax.set_ylabel(METRICS[ym].label + " (log)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     what = "Latency" if timed else "Parameters (not timed: --no-time)"

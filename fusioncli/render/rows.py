@@ -6,6 +6,7 @@ variable (``vary:NAME``) before the figures.
 
 from __future__ import annotations
 
+from ..pareto import METRICS
 from ..report import Envelope, ErrorEntry
 from ..spec import format_shape
 
@@ -15,8 +16,7 @@ COLUMNS = (
     "params_ratio", "macs_ratio", "flops_ratio", "latency_ratio", "pareto", "error",
 )
 #: column -> the metric of fusioncli.pareto whose lowest value Envelope.best names
-BEST_COLUMNS = {"params": "params", "macs": "macs", "flops": "flops", "bytes_moved": "bytes",
-                "peak_activation_bytes": "memory", "latency_median_ms": "latency"}
+BEST_COLUMNS = {m.column: name for name, m in METRICS.items()}
 VARIABLE_HEADERS = {"size": "size (H of input 1, px)", "channels": "channels (C of input 1)", "batch": "batch",
                     "out": "out (channels)"}
 

@@ -8,7 +8,8 @@ from rich.table import Table
 
 from ..report import Envelope, ErrorEntry
 from ..spec import format_shape
-from ..sweep import SWEEP_METRICS, exponent_text
+from ..pareto import METRICS
+from ..sweep import exponent_text
 from .table import binary, latency, si
 
 
@@ -36,7 +37,7 @@ def render_sweep(console: Console, env: Envelope) -> None:
     if exps:
         e = Table(title="Scaling exponents (metric ∝ variable^k: least-squares slope of log metric on log variable)",
                   header_style="bold")
-        metrics = [m for m in SWEEP_METRICS if any(x["metric"] == m for x in exps)]
+        metrics = [m for m in METRICS if any(x["metric"] == m for x in exps)]
         for col in ("spec", "variable", *metrics):
             e.add_column(col if col in ("spec", "variable") else "")
         rows: dict[tuple[str, str], dict[str, str]] = {}
