@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules fusioncli  # the docstrings' examples
 
 # the oldest torch the whole suite runs on (pyproject.toml declares the range from it): a PyPI
 # build, several GB with its CUDA libraries, run on the CPU

@@ -9,19 +9,17 @@ device only) and small shapes, so each example takes milliseconds.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from fusioncli import registry
-from fusioncli.cli import main
 from fusioncli.cli.entry import wanted_format
 from fusioncli.spec import PRESET_KEYS, bundled_presets
 
-runner = CliRunner()
+from cli_helpers import run_main
+
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -59,18 +57,6 @@ flag = st.one_of(
 )
 
 
-def run_main(args):
-    with runner.isolation() as streams:
-        try:
-            main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return code, streams[0].getvalue().decode(), streams[1].getvalue().decode()
-
-
 @pytest.fixture(scope="module")
 def validator():
     jsonschema = pytest.importorskip("jsonschema")
@@ -80,7 +66,7 @@ def validator():
 
 
 def check_outcome(args, validator):
-    code, out, err = run_main(args)
+    code, out, err = run_main(*args)
     assert code in (0, 1, 2), (args, code, err)
     assert "Traceback" not in err and "internal error" not in err, (args, err)
     if wanted_format(args) == "json" and args[0] in ("inspect", "compare") and (code == 0 or err):
