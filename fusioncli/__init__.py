@@ -5,8 +5,12 @@
 >>> import fusioncli
 >>> fusioncli.list_fusions("c*")
 ['concat', 'cbam', 'crossattn']
->>> block = fusioncli.create_fusion("concat", in_channels=[64, 64], out_channels=64)  # doctest: +SKIP
->>> report = fusioncli.analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)  # doctest: +SKIP
+>>> block = fusioncli.create_fusion("concat", in_channels=[64, 64], out_channels=64)
+>>> sum(p.numel() for p in block.parameters())  # the 1x1 conv: 128*64 weights + 64 biases
+8256
+>>> report = fusioncli.analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
+>>> report.cost["macs"] == 128 * 64 * 32 * 32  # one MAC per weight per output pixel
+True
 """
 
 from __future__ import annotations
