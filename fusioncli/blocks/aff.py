@@ -82,10 +82,10 @@ class AFF(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         if not project and any(c != out_channels for c in self.in_channels):
             widths = ", ".join(map(str, self.in_channels))
-            raise SpecError(f"--in: '{self.kind}' needs every input width equal to --out {out_channels}, got {widths}; "
-                            "set --set project=true to add 1x1 projections", field="--in")
+            raise SpecError(f"in_channels: '{self.kind}' needs every input width equal to out_channels {out_channels}, got {widths}; "
+                            "set project=True to add 1x1 projections", field="in_channels")
         if r < 1 or out_channels // r < 1:
-            raise SpecError.bad("--set r", r, f"allowed: 1 to {out_channels} (C // r >= 1 at C = {out_channels})")
+            raise SpecError.bad("r", r, f"allowed: 1 to {out_channels} (C // r >= 1 at C = {out_channels})")
         self.variant = variant
         self.inter_channels = out_channels // r
         self.proj = projections(self.in_channels, out_channels) if project else None

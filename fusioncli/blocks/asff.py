@@ -64,10 +64,10 @@ class ASFF(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         n = len(self.in_channels)
         if not 0 <= level < n:
-            raise SpecError(f"--set level: invalid value {level!r}; allowed: 0 to {n - 1} "
-                            f"(an index into the {n} inputs, 0 = coarsest)", field="--set level")
+            raise SpecError(f"level: invalid value {level!r}; allowed: 0 to {n - 1} "
+                            f"(an index into the {n} inputs, 0 = coarsest)", field="level")
         if compress_c <= 0:
-            raise SpecError.bad("--set compress_c", compress_c, "allowed: positive integers")
+            raise SpecError.bad("compress_c", compress_c, "allowed: positive integers")
         self.level = level
         d = self.in_channels[level]
         resample: list[nn.Module] = []
@@ -92,9 +92,9 @@ class ASFF(FusionBlock):
         for i in range(1, len(xs)):
             a, b = xs[i - 1].shape[-2:], xs[i].shape[-2:]
             if a[0] > b[0] or a[1] > b[1]:
-                raise SpecError(f"--in: 'asff' takes levels coarse to fine (level 0 = coarsest); input {i} "
-                                f"({b[0]}x{b[1]}) is smaller than input {i - 1} ({a[0]}x{a[1]}); reorder --in",
-                                field="--in")
+                raise SpecError(f"in_channels: 'asff' takes levels coarse to fine (level 0 = coarsest); input {i} "
+                                f"({b[0]}x{b[1]}) is smaller than input {i - 1} ({a[0]}x{a[1]}); reorder the inputs",
+                                field="in_channels")
         size = tuple(xs[self.level].shape[-2:])
         ys = self.aligned(apply_each(self.resample, xs), size)
         v = torch.cat([w(y) for w, y in zip(self.weight_level, ys)], dim=1)

@@ -61,7 +61,7 @@ def paper_width(channels: int, rd_ratio: float) -> int:
 
 def _check_ratio(rd_ratio: float) -> None:
     if not 0 < rd_ratio <= 1:
-        raise SpecError.bad("--set rd_ratio", rd_ratio, "allowed: a float in (0, 1], e.g. 0.0625 (= 1/16)")
+        raise SpecError.bad("rd_ratio", rd_ratio, "allowed: a float in (0, 1], e.g. 0.0625 (= 1/16)")
 
 
 class _ProjectedAttention(FusionBlock):
@@ -128,7 +128,7 @@ class CBAMFusion(_ProjectedAttention):
         super().__init__(in_channels, out_channels, **align)
         _check_ratio(rd_ratio)
         if spatial_kernel <= 0 or spatial_kernel % 2 == 0:
-            raise SpecError.bad("--set spatial_kernel", spatial_kernel, "allowed: odd positive integers (paper: 7)")
+            raise SpecError.bad("spatial_kernel", spatial_kernel, "allowed: odd positive integers (paper: 7)")
         self.variant = variant
         self._build_projection(norm, act)
         c = out_channels

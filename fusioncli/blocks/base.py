@@ -102,7 +102,7 @@ class FusionBlock(nn.Module):
             allowed = f"at least {self.min_inputs}" if self.max_inputs is None else (
                 f"exactly {self.min_inputs}" if self.min_inputs == self.max_inputs
                 else f"{self.min_inputs} to {self.max_inputs}")
-            raise SpecError(f"--in: '{kind}' got {len(in_channels)} input(s); allowed: {allowed}", field="--in")
+            raise SpecError(f"in_channels: '{kind}' got {len(in_channels)} input(s); allowed: {allowed}", field="in_channels")
         for c in [*in_channels, out_channels]:
             if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
                 raise SpecError.bad("channels", c, "allowed: positive integers")

@@ -57,10 +57,10 @@ class CrossAttentionFusion(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         c = out_channels
         if num_heads < 1:
-            raise SpecError.bad("--set num_heads", num_heads, "allowed: positive integers")
+            raise SpecError.bad("num_heads", num_heads, "allowed: positive integers")
         if c % num_heads:
-            raise SpecError(f"--out: 'crossattn' needs out channels divisible by num_heads, got {c} and {num_heads}; "
-                            f"set --set num_heads to a divisor of {c} or change --out", field="--out")
+            raise SpecError(f"out_channels: 'crossattn' needs out channels divisible by num_heads, got {c} and {num_heads}; "
+                            f"set num_heads to a divisor of {c} or change out_channels", field="out_channels")
         self.num_heads = num_heads
         self.scale = (c // num_heads) ** -0.5
         self.proj_in = projections(self.in_channels, c)

@@ -115,16 +115,16 @@ class DPTFusion(FusionBlock):
         feats = out_channels
         if not project and any(c != feats for c in self.in_channels):
             widths = ", ".join(map(str, self.in_channels))
-            raise SpecError(f"--in: 'dpt' needs every input width equal to --out {feats} (the block's features), "
-                            f"got {widths}; set --set project=true to add 1x1 projections", field="--in")
+            raise SpecError(f"in_channels: 'dpt' needs every input width equal to out_channels {feats} (the block's features), "
+                            f"got {widths}; set project=True to add 1x1 projections", field="in_channels")
         if not scale_factor > 0:
-            raise SpecError.bad("--set scale_factor", scale_factor, "allowed: a number > 0")
+            raise SpecError.bad("scale_factor", scale_factor, "allowed: a number > 0")
         if len(size) > 2 or any(s <= 0 for s in size):
-            raise SpecError.bad("--set size", ",".join(map(str, size)),
+            raise SpecError.bad("size", ",".join(map(str, size)),
                                 "allowed: empty (use scale_factor), H, or H,W with positive integers")
         if expand and feats < 2:
-            raise SpecError(f"--set expand: 'dpt' with expand=true halves --out {feats} to {feats // 2} channels; "
-                            "allowed: --out >= 2", field="expand")
+            raise SpecError(f"expand: 'dpt' with expand=True halves out_channels {feats} to {feats // 2} channels; "
+                            "allowed: out_channels >= 2", field="expand")
         self.out_features = feats // 2 if expand else feats
         self.proj = projections(self.in_channels, feats) if project else None
         self.rcu1 = ResidualConvUnit(feats, act, bn) if len(self.in_channels) == 2 else None

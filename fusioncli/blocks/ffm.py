@@ -51,10 +51,10 @@ class FFM(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         c = out_channels
         if variant == "reference" and reduction != 1:
-            raise SpecError(f"--set reduction: variant=reference (mmseg) has a single {c} -> {c} attention conv, "
-                            f"got reduction={reduction}; reduction applies to --set variant=paper", field="reduction")
+            raise SpecError(f"reduction: variant='reference' (mmseg) has a single {c} -> {c} attention conv, "
+                            f"got reduction={reduction}; reduction applies to variant='paper'", field="reduction")
         if not 1 <= reduction <= c:
-            raise SpecError.bad("--set reduction", reduction, f"allowed: 1 to {c} (out channels)")
+            raise SpecError.bad("reduction", reduction, f"allowed: 1 to {c} (out channels)")
         self.variant = variant
         self.conv = nn.Sequential(nn.Conv2d(sum(self.in_channels), c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
         self.pool = nn.AdaptiveAvgPool2d(1)

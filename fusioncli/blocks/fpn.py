@@ -46,8 +46,8 @@ def check_fine_to_coarse(kind: str, xs: Sequence) -> None:
     for i in range(1, len(xs)):
         a, b = xs[i - 1].shape[-2:], xs[i].shape[-2:]
         if b[0] > a[0] or b[1] > a[1]:
-            raise SpecError(f"--in: '{kind}' takes levels fine to coarse; input {i} ({b[0]}x{b[1]}) is larger than "
-                            f"input {i - 1} ({a[0]}x{a[1]}); reorder --in", field="--in")
+            raise SpecError(f"in_channels: '{kind}' takes levels fine to coarse; input {i} ({b[0]}x{b[1]}) is larger than "
+                            f"input {i - 1} ({a[0]}x{a[1]}); reorder the inputs", field="in_channels")
 
 
 class FPNFusion(FusionBlock):

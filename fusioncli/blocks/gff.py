@@ -62,7 +62,7 @@ class GFF(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         n = len(self.in_channels)
         if not -n <= target < n:
-            raise SpecError.bad("--set target", target, f"allowed: a level index from {-n} to {n - 1}")
+            raise SpecError.bad("target", target, f"allowed: a level index from {-n} to {n - 1}")
         self.target = target % n
         self.variant = variant
         gate_width = 1 if variant == "paper" else out_channels

@@ -36,17 +36,17 @@ class MultiScaleFusion(FusionBlock):
         if len(strides) == 1:
             strides = strides * len(kernels)
         if len(strides) != len(kernels):
-            raise SpecError(f"--set strides: {len(strides)} values for {len(kernels)} kernels; "
+            raise SpecError(f"strides: {len(strides)} values for {len(kernels)} kernels; "
                             "allowed: one stride, or one per kernel", field="strides")
         for name, values in (("kernels", kernels), ("strides", strides)):
             if any(v <= 0 for v in values):
-                raise SpecError.bad(f"--set {name}", ",".join(map(str, values)), "allowed: positive integers")
+                raise SpecError.bad(name, ",".join(map(str, values)), "allowed: positive integers")
         if refine_kernel <= 0 or refine_kernel % 2 == 0:
-            raise SpecError.bad("--set refine_kernel", refine_kernel, "allowed: odd positive integers")
+            raise SpecError.bad("refine_kernel", refine_kernel, "allowed: odd positive integers")
         if refine_layers < 1:
-            raise SpecError.bad("--set refine_layers", refine_layers, "allowed: integers >= 1")
+            raise SpecError.bad("refine_layers", refine_layers, "allowed: integers >= 1")
         if branch_channels < 0:
-            raise SpecError.bad("--set branch_channels", branch_channels, "allowed: 0 (= out) or a positive integer")
+            raise SpecError.bad("branch_channels", branch_channels, "allowed: 0 (= out) or a positive integer")
         cb = branch_channels or out_channels
         cin = sum(self.in_channels)
         self.merge = merge

@@ -67,9 +67,9 @@ class PANFusion(FusionBlock):
         if not project and any(ci != c for ci in lateral):
             which = "input 2 (the lateral P map)" if len(lateral) == 1 else \
                 f"inputs 2..{len(self.in_channels)} (the lateral P maps)"
-            raise SpecError(f"--in: 'pan' needs {which} to have --out {c} channels, "
+            raise SpecError(f"in_channels: 'pan' needs {which} to have out_channels {c} channels, "
                             f"got {', '.join(map(str, lateral))}; "
-                            "set --set project=true to add 1x1 projections", field="--in")
+                            "set project=True to add 1x1 projections", field="in_channels")
         self.variant = variant
         act = (lambda: nn.ReLU()) if variant == "paper" else (lambda: None)
         self.proj = projections((c, *lateral), c)

@@ -79,29 +79,29 @@ class SKFusion(FusionBlock):
         super().__init__(in_channels, out_channels, **align)
         kernels = tuple(kernels)
         if len(kernels) < 2 or any(k <= 0 or k % 2 == 0 for k in kernels):
-            raise SpecError.bad("--set kernels", ",".join(map(str, kernels)),
+            raise SpecError.bad("kernels", ",".join(map(str, kernels)),
                                 "allowed: two or more odd positive kernel sizes, e.g. 3,5")
         if groups <= 0:
-            raise SpecError.bad("--set groups", groups, "allowed: positive integers")
+            raise SpecError.bad("groups", groups, "allowed: positive integers")
         if not 0 < rd_ratio <= 1:
-            raise SpecError.bad("--set rd_ratio", rd_ratio, "allowed: a float in (0, 1], e.g. 0.0625 (= 1/16)")
+            raise SpecError.bad("rd_ratio", rd_ratio, "allowed: a float in (0, 1], e.g. 0.0625 (= 1/16)")
         if rd_min < 1:
-            raise SpecError.bad("--set rd_min", rd_min, "allowed: positive integers (paper: L = 32)")
+            raise SpecError.bad("rd_min", rd_min, "allowed: positive integers (paper: L = 32)")
         c, k_n = out_channels, len(kernels)
         total = sum(self.in_channels)
         cin = c if project else total
         self.split = variant == "reference"
         if self.split and cin % k_n:
-            lift = "" if project else f"; set --set project=true to split the {c} projected channels instead"
-            raise SpecError(f"--in: 'sk' variant=reference splits the input channels across {k_n} branches, "
-                            f"got {cin} channels ({'out' if project else 'sum of --in widths'}), "
-                            f"not divisible by {k_n}{lift}", field="--in")
+            lift = "" if project else f"; set project=True to split the {c} projected channels instead"
+            raise SpecError(f"in_channels: 'sk' variant=reference splits the input channels across {k_n} branches, "
+                            f"got {cin} channels ({'out' if project else 'sum of in_channels'}), "
+                            f"not divisible by {k_n}{lift}", field="in_channels")
         cb = cin // k_n if self.split else cin
         if cb % groups or c % groups:
-            lift = "; set --set project=true so the branches see --out channels" if (
+            lift = "; set project=True so the branches see out_channels channels" if (
                 not project and not self.split and c % groups == 0) else ""
-            raise SpecError(f"--set groups: {groups} must divide the branch input width {cb} and --out {c}{lift}",
-                            field="--set groups")
+            raise SpecError(f"groups: {groups} must divide the branch input width {cb} and out_channels {c}{lift}",
+                            field="groups")
         self.variant = variant
         self.kernels = kernels
         self.dilate = dilate

@@ -44,16 +44,16 @@ class SKFF(FusionBlock):
                  **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         if reduction < 1:
-            raise SpecError.bad("--set reduction", reduction, "allowed: positive integers (reference: 8)")
+            raise SpecError.bad("reduction", reduction, "allowed: positive integers (reference: 8)")
         c = out_channels
         widths = ", ".join(map(str, self.in_channels))
         if not project:
             if len(set(self.in_channels)) > 1:
-                raise SpecError(f"--in: 'skff' needs equal input widths, got {widths}; "
-                                "set --set project=true to add 1x1 projections", field="--in")
+                raise SpecError(f"in_channels: 'skff' needs equal input widths, got {widths}; "
+                                "set project=True to add 1x1 projections", field="in_channels")
             if self.in_channels[0] != c:
-                raise SpecError(f"--out: 'skff' outputs its streams' width {self.in_channels[0]}, got --out {c}; "
-                                "set --out to it, or --set project=true to add 1x1 projections", field="--out")
+                raise SpecError(f"out_channels: 'skff' outputs its streams' width {self.in_channels[0]}, got out_channels {c}; "
+                                "set out_channels to it, or project=True to add 1x1 projections", field="out_channels")
         self.height = len(self.in_channels)
         self.proj = projections(self.in_channels, c, bias=bias)
         d = max(int(c / reduction), 4)

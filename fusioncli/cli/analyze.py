@@ -14,7 +14,7 @@ import typer
 from .. import __version__
 from ..errors import FusionError, SpecError
 from . import app
-from .errors import error_line, fail, report_error
+from .errors import error_line, fail, in_cli_words, report_error
 from .feedback import progress, warn
 from ..pareto import DEFAULT_PARETO
 from .options import (
@@ -58,8 +58,16 @@ def _setup(run: RunOptions):
 
 
 def run_spec(analysis, spec, run: RunOptions):
-    """Analyse one resolved spec with the run's settings, warning of noisy timing and uncounted ops."""
-    report = analysis.analyze(spec, **run.analyze_keywords())
+    """Analyse one resolved spec with the run's settings, warning of noisy timing and uncounted ops.
+    A built-in block's errors come in the API's words; they are put in the command line's here."""
+    try:
+        report = analysis.analyze(spec, **run.analyze_keywords())
+    except FusionError as e:
+        if not spec.builtin:  # fusion's own words about a user block already name the flags
+            raise
+        from ..registry import block_options
+
+        raise in_cli_words(e, block_options(spec.block)) from None
     if report.timing and report.timing.noisy:
         warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")

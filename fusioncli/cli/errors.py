@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import sys
 import traceback
+from collections.abc import Iterable
 from typing import NoReturn
 
 import typer
 
 from ..errors import FusionError
 from .state import state
+
+#: the Python API's words for a block's arguments -> the command line's
+FLAGS = {"in_channels": "--in", "out_channels": "--out"}
+
+
+def in_cli_words(err: FusionError, options: Iterable[str]) -> FusionError:
+    """A block's error, raised in the Python API's words (an option's name, ``in_channels``,
+    ``out_channels``, ``project=True``), in the command line's (``--set r``, ``--in``, ``--out``,
+    ``--set project=true``). ``options`` are the block's option names."""
+    names = set(options)
+    message, field = err.message, err.field
+    lead = re.match(r"(\w+):", message)
+    if field in names and lead and lead.group(1) == field:
+        message, field = f"--set {message}", f"--set {field}"
+    elif field in FLAGS:
+        field = FLAGS[field]
+    for word, flag in FLAGS.items():
+        message = re.sub(rf"\b{word}\b", flag, message)
+    if names:
+        alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+        message = re.sub(rf"\b({alternatives})=True\b", r"--set \1=true", message)
+        message = re.sub(rf"\b({alternatives})='([^']*)'", r"--set \1=\2", message)
+    if (message, field) == (err.message, err.field):
+        return err
+    new = copy.copy(err)
+    new.message, new.field, new.args = message, field, (message,)
+    return new
 
 
 def one_line(text: str) -> str:

@@ -157,7 +157,7 @@ def test_square_size_from_one_value():
 # ----------------------------------------------------------------------------- bad inputs
 
 def test_width_mismatch_names_the_fix():
-    with pytest.raises(SpecError, match=r"needs every input width equal to --out 256.*got 96, 256.*project=true"):
+    with pytest.raises(SpecError, match=r"needs every input width equal to out_channels 256.*got 96, 256.*project=True"):
         create_fusion("dpt", [96, 256], 256)
 
 

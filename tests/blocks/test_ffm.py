@@ -78,7 +78,7 @@ def test_macs_by_hand():
 
 
 def test_reduction_with_reference_is_refused():
-    with pytest.raises(SpecError, match="variant=paper"):
+    with pytest.raises(SpecError, match="variant='paper'"):
         create_fusion("ffm", [128, 128], 256, variant="reference", reduction=4)
 
 

@@ -82,7 +82,7 @@ def test_reference_chain_goes_through_sums():
 
 
 def test_lateral_width_mismatch_needs_project():
-    with pytest.raises(SpecError, match="project=true"):
+    with pytest.raises(SpecError, match="project=True"):
         create_fusion("pan", [256, 512], 256)
 
 

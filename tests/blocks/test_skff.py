@@ -71,8 +71,8 @@ def test_output_equals_formula(n, bias):
 
 
 @pytest.mark.parametrize("widths,out,options,match", [
-    ([32, 64], 64, {}, r"needs equal input widths, got 32, 64; set --set project=true"),
-    ([32, 32], 64, {}, r"outputs its streams' width 32, got --out 64"),
+    ([32, 64], 64, {}, r"needs equal input widths, got 32, 64; set project=True"),
+    ([32, 32], 64, {}, r"outputs its streams' width 32, got out_channels 64"),
     ([64, 64], 64, {"reduction": 0}, "reduction"),
     ([64], 64, {}, "got 1 input"),
 ])
