@@ -30,7 +30,7 @@ from fusioncli import registry
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 LINKED = ("docs/benchmarks.md", "docs/internals.md", "CONTRIBUTING.md")
-MAX_LINES = 400
+MAX_LINES = 350  # ~300 asked (issue 16); the two generated tables take 40 lines
 
 sys.path.insert(0, str(ROOT / "docs"))
 import gen_tables  # noqa: E402
