@@ -5,10 +5,10 @@ Typer declares every command it knows before it runs one, so importing all comma
 ~25 options each would cost every start-up, ``fusion blocks`` included. ``fusioncli.cli``'s
 lazy group (click's pattern) imports the one module that declares the command asked for;
 ``fusion --help``, a mistyped command that needs the did-you-mean list and shell completion
-load them all. The process tricks live here, on the console
-script's path only: collections are off while modules import, torch's objects are frozen
-(:func:`import_frozen`), and the exit skips the interpreter's teardown. In-process callers
-(tests, the Python API, ``CliRunner``) get none of them.
+load them all. The process tricks live here, on the console script's path only: collections
+are off while modules import, torch's objects are frozen (:func:`import_frozen`), and the exit
+skips the interpreter's teardown. In-process callers (tests, the Python API, ``CliRunner``) get
+none of them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``fusion inspect`` and ``fusion compare``: gather options, call the analysis, render.
 
-Start-up: every ``fusion`` command imports this module (Typer declares all commands before
-it runs one), so reports, specs, comparisons and output files are imported inside the
-functions that use them, and torch only in :func:`_setup` (issue 8: listings under 0.3 s).
+Start-up: ``fusion --help`` and a did-you-mean import this module too (the lazy group in
+:mod:`fusioncli.cli`), so reports, specs, comparisons and output files are imported inside the
+functions that use them, and torch only in :func:`_setup` (issue 8: start-up under 0.3 s).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``fusion blocks``, ``fusion presets`` and ``fusion explain``: listings that never import torch.
 
-rich and the preset loader are imported inside the commands: every ``fusion`` command
-imports this module (Typer declares all commands before it runs one).
+rich and the preset loader are imported inside the commands: ``fusion --help`` and a
+did-you-mean import this module too (the lazy group in :mod:`fusioncli.cli`).
 """
 
 from __future__ import annotations

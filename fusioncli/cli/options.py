@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional, get_type_hints
 import typer
 
 from ..limits import DTYPE_BYTES
-from ..pareto import DEFAULT_PARETO, METRICS, SORT_KEYS
+from ..pareto import METRICS, SORT_KEYS
 from ..render.formats import FORMATS, STREAM_FORMATS
 
 

@@ -3,9 +3,9 @@
 The grid, shards, point overrides and the exponent fit live in :mod:`fusioncli.sweep`;
 each point is one ``run_spec`` call, exactly as ``inspect`` would run it.
 
-Start-up: this module is imported by every ``fusion`` command (Typer declares all commands
-before it runs one), so the sweep machinery, reports, specs and output files are imported
-inside the functions that use them (issue 8: listings and ``--help`` under 0.3 s).
+Start-up: ``fusion --help`` and a did-you-mean import this module too (the lazy group in
+:mod:`fusioncli.cli`), so the sweep machinery, reports, specs and output files are imported
+inside the functions that use them (issue 8: ``--help`` under 0.3 s).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from typing import TextIO
 
 from ..report import Envelope
 
-from .formats import FORMATS  # noqa: F401  (re-exported)
 
 
 def render(envelope: Envelope, fmt: str, out: TextIO, *, width: int | None = None, by_op: bool = False,
