@@ -9,7 +9,7 @@
 >>> sum(p.numel() for p in block.parameters())  # the 1x1 conv: 128*64 weights + 64 biases
 8256
 >>> report = fusioncli.analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
->>> report.cost["macs"] == 128 * 64 * 32 * 32  # one MAC per weight per output pixel
+>>> report.cost.macs == 128 * 64 * 32 * 32  # one MAC per weight per output pixel
 True
 """
 

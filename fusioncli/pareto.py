@@ -40,11 +40,11 @@ def value(report: Report, metric: str) -> float | None:
     if metric == "params":
         return report.params["total"]
     if metric in ("macs", "flops"):
-        return report.cost[metric]
+        return getattr(report.cost, metric)
     if metric == "bytes":
-        return report.cost["bytes"]["total"]
+        return report.cost.bytes.total
     if metric == "memory":
-        return report.memory["peak_activation_bytes"]
+        return report.memory.peak_activation_bytes
     if metric == "latency":
         return report.latency_ms
     raise KeyError(metric)

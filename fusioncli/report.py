@@ -1,7 +1,8 @@
 """The report data model: plain frozen dataclasses that every renderer reads.
 
 Numbers are raw (counts, bytes, milliseconds); only the table renderer humanises them.
-``to_dict()`` gives the JSON form (``schema_version`` 1); keys are only ever added.
+Each class's ``to_dict()`` is its JSON form, written nowhere else; ``entry_from_dict`` reads it
+back. ``Envelope.to_dict()`` gives the whole document (``schema_version`` 1); keys are only ever added.
 """
 
 from __future__ import annotations
@@ -22,6 +23,74 @@ class Layer:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bytes:
+    """Bytes moved by the forward, unfused: every op reads its inputs and writes its outputs."""
+
+    read: int
+    written: int
+
+    @property
+    def total(self) -> int:
+        return self.read + self.written
+
+    def to_dict(self) -> dict:
+        return {"read": self.read, "written": self.written, "total": self.total}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the counting pass found: totals, the convention they follow, and their breakdowns.
+
+    ``by_op`` and ``by_module`` map an aten op / a module path to its counts
+    (``calls``, ``macs``, ``flops``, ``bytes_read``, ``bytes_written``); ``uncounted_ops`` maps an op
+    without a FLOP formula to its calls (counted as 0).
+    """
+
+    macs: int
+    flops: int
+    convention: str
+    bytes: Bytes
+    by_op: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_module: dict[str, dict[str, int]] = field(default_factory=dict)
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def arithmetic_intensity(self) -> float | None:
+        """FLOPs per byte moved (``None`` when nothing moves)."""
+        return self.flops / self.bytes.total if self.bytes.total else None
+
+    def to_dict(self) -> dict:
+        return {"macs": self.macs, "flops": self.flops, "convention": self.convention,
+                "bytes": self.bytes.to_dict(), "arithmetic_intensity": self.arithmetic_intensity,
+                "by_op": self.by_op, "by_module": self.by_module, "uncounted_ops": self.uncounted_ops}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cost:
+        b = d["bytes"]
+        return cls(macs=d["macs"], flops=d["flops"], convention=d["convention"],
+                   bytes=Bytes(b["read"], b["written"]), by_op=d.get("by_op", {}),
+                   by_module=d.get("by_module", {}), uncounted_ops=d.get("uncounted_ops", {}))
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes held: weights, buffers, the inputs and outputs, and the forward's peak of live activations."""
+
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    input_bytes: int = 0
+    output_bytes: int = 0
+    peak_activation_bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Memory:
+        return cls(**_known(cls, d))
 
 
 @dataclass(frozen=True)
@@ -58,8 +127,8 @@ class Report:
     inputs: list[list[int]]
     outputs: list[list[int]]
     params: dict[str, int]
-    cost: dict[str, Any]
-    memory: dict[str, int]
+    cost: Cost
+    memory: Memory
     timing: Timing | None
     layers: list[Layer]
     unused_params: list[str] = field(default_factory=list)
@@ -74,6 +143,7 @@ class Report:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["cost"] = self.cost.to_dict()
         d["timing"] = self.timing.to_dict() if self.timing else None
         if self.crosscheck is None:
             del d["crosscheck"]
@@ -108,7 +178,7 @@ def metric(report: Report, name: str) -> float | None:
     if name == "params":
         return report.params["total"]
     if name in ("macs", "flops"):
-        return report.cost[name]
+        return getattr(report.cost, name)
     if name == "latency_ms":
         return report.latency_ms
     raise KeyError(name)
@@ -193,4 +263,6 @@ def entry_from_dict(d: dict) -> Report | ErrorEntry:
     timing = d.get("timing")
     d["timing"] = Timing(**_known(Timing, timing)) if timing else None
     d["layers"] = [Layer(**_known(Layer, x)) for x in d.get("layers", [])]
+    d["cost"] = Cost.from_dict(d["cost"])
+    d["memory"] = Memory.from_dict(d["memory"])
     return Report(**d)

@@ -18,9 +18,9 @@ def count(fn, *shapes):
 
 def test_worked_examples_from_the_convention():
     add = analyze("add", inputs=["64x32x32", "64x32x32"], out=64, time=False)
-    assert (add.cost["macs"], add.cost["flops"]) == (0, 65_536)
+    assert (add.cost.macs, add.cost.flops) == (0, 65_536)
     concat = analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
-    assert (concat.cost["macs"], concat.cost["flops"]) == (8_388_608, 16_842_752)
+    assert (concat.cost.macs, concat.cost.flops) == (8_388_608, 16_842_752)
 
 
 def test_concat_bytes_and_peak_activation():
@@ -28,20 +28,35 @@ def test_concat_bytes_and_peak_activation():
     act = 64 * 32 * 32 * 4  # one float32 input map
     cat_read, cat_write = 2 * act, 2 * act
     conv_read, conv_write = 2 * act + 128 * 64 * 4 + 64 * 4, act
-    assert r.cost["bytes"] == {"read": cat_read + conv_read, "written": cat_write + conv_write,
-                               "total": cat_read + conv_read + cat_write + conv_write}
-    assert r.memory["peak_activation_bytes"] == 2 * act + act  # the concatenation, alive while the conv writes
-    assert r.memory["param_bytes"] == (128 * 64 + 64) * 4
-    assert r.cost["arithmetic_intensity"] == r.cost["flops"] / r.cost["bytes"]["total"]
-    assert r.cost["by_op"]["aten.convolution"]["macs"] == 8_388_608
-    assert r.cost["by_module"]["conv"]["flops"] == 16_842_752
+    assert r.cost.bytes.to_dict() == {"read": cat_read + conv_read, "written": cat_write + conv_write,
+                                      "total": cat_read + conv_read + cat_write + conv_write}
+    assert r.memory.peak_activation_bytes == 2 * act + act  # the concatenation, alive while the conv writes
+    assert r.memory.param_bytes == (128 * 64 + 64) * 4
+    assert r.cost.arithmetic_intensity == r.cost.flops / r.cost.bytes.total
+    assert r.cost.by_op["aten.convolution"]["macs"] == 8_388_608
+    assert r.cost.by_module["conv"]["flops"] == 16_842_752
+
+
+def test_cost_and_memory_serialise_in_one_form_and_read_back():
+    import json
+
+    from fusioncli.report import entry_from_dict
+
+    r = analyze("concat", inputs=["64x32x32", "64x32x32"], out=64, time=False)
+    d = json.loads(json.dumps(r.to_dict()))
+    act = 64 * 32 * 32 * 4
+    assert d["cost"]["bytes"]["total"] == r.cost.bytes.read + r.cost.bytes.written
+    assert d["cost"]["arithmetic_intensity"] == r.cost.flops / r.cost.bytes.total
+    assert d["memory"] == {"param_bytes": (128 * 64 + 64) * 4, "buffer_bytes": 0, "input_bytes": 2 * act,
+                           "output_bytes": act, "peak_activation_bytes": 3 * act}
+    assert entry_from_dict(d) == r  # breakdowns included
 
 
 def test_bfloat16_halves_bytes():
     f32 = analyze("add", inputs=["8x4x4", "8x4x4"], out=8, time=False)
     bf16 = analyze("add", inputs=["8x4x4", "8x4x4"], out=8, time=False, dtype="bfloat16")
-    assert bf16.cost["bytes"]["total"] * 2 == f32.cost["bytes"]["total"]
-    assert bf16.cost["flops"] == f32.cost["flops"]
+    assert bf16.cost.bytes.total * 2 == f32.cost.bytes.total
+    assert bf16.cost.flops == f32.cost.flops
 
 
 def test_elementwise_formulas():
@@ -114,8 +129,8 @@ def test_unused_parameters_reported():
 def test_meta_counting_is_resolution_independent_in_memory():
     # a 4096x4096 input analysed without allocating activations
     r = analyze("concat", inputs=["64x4096x4096", "64x4096x4096"], out=64, time=False)
-    assert r.cost["macs"] == 128 * 64 * 4096 * 4096
-    assert r.memory["peak_activation_bytes"] == 3 * 64 * 4096 * 4096 * 4
+    assert r.cost.macs == 128 * 64 * 4096 * 4096
+    assert r.memory.peak_activation_bytes == 3 * 64 * 4096 * 4096 * 4
 
 
 def test_counter_leaves_no_global_module_hooks():

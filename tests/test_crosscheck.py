@@ -24,7 +24,7 @@ def test_crosscheck_add_shows_what_others_skip():
     c = r.crosscheck
     assert c["fvcore"]["value"] == 0 and c["fvcore"]["skipped_ops"] == {"aten::add": 1}
     assert c["torch_flop_counter"]["value"] == 0 and c["torch_flop_counter"]["skipped_ops"] == ["aten.add"]
-    assert r.cost["flops"] == 65_536
+    assert r.cost.flops == 65_536
 
 
 def test_crosscheck_cli_json_and_table():
@@ -60,7 +60,7 @@ def test_crosscheck_torchinfo_notes_name_what_it_misses():
     assert "aten.bmm" in ti["skipped_ops"] and "aten.addmm" not in ti["skipped_ops"]
     # q @ k^T and attn @ v: 8 heads x 256 queries x 64 keys x 8 channels each
     bmm = 2 * 8 * 256 * 64 * 8
-    assert r.cost["by_op"]["aten.bmm"]["macs"] == bmm == 2_097_152
+    assert r.cost.by_op["aten.bmm"]["macs"] == bmm == 2_097_152
     assert f"{bmm:,} MACs of products outside modules with weights (aten.bmm" in ti["notes"][0]
     assert "wq 1/256" in ti["notes"][1] and "wk 1/64" in ti["notes"][1] and "proj 1/256" in ti["notes"][1]
     table = CliRunner().invoke(app, ["inspect", "crossattn", "--no-time", "--crosscheck"])

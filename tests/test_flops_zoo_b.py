@@ -24,8 +24,8 @@ from fusioncli.analysis import analyze
 
 def cost(kind, inputs, out, **options):
     r = analyze(kind, inputs=inputs, out=out, options=options, time=False)
-    assert r.cost["uncounted_ops"] == {}
-    return r.cost["flops"], r.cost["macs"]
+    assert r.cost.uncounted_ops == {}
+    return r.cost.flops, r.cost.macs
 
 
 # -------------------------------------------------------------------------------------------- bifpn

@@ -245,8 +245,10 @@ def test_required_bytes_by_part():
     from fusioncli.analysis.guard import required_bytes
     from fusioncli.analysis.timing import TimingMode
 
-    memory = {"param_bytes": 100, "buffer_bytes": 20, "input_bytes": 1000, "peak_activation_bytes": 5000}
-    cost = {"bytes": {"written": 7000}}
+    from fusioncli.report import Memory
+
+    memory = Memory(param_bytes=100, buffer_bytes=20, input_bytes=1000, peak_activation_bytes=5000)
+    cost = 7000  # bytes the forward writes
     assert required_bytes(memory, cost, device="cpu", dtype="float32") == {
         "parameters": 120, "inputs": 1000, "peak activations": 5000}
     # 16-bit on CPU: the float32 draft of the inputs exists while they are cast
@@ -458,14 +460,16 @@ def test_cuda_memory_is_read_from_the_device(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1_000_000, 80_000_000_000))
     assert guard.available_memory("cuda") == 1_000_000
-    memory = {"param_bytes": 400_000, "buffer_bytes": 0, "input_bytes": 400_000, "peak_activation_bytes": 200_000}
+    from fusioncli.report import Memory
+
+    memory = Memory(param_bytes=400_000, buffer_bytes=0, input_bytes=400_000, peak_activation_bytes=200_000)
     with pytest.raises(RunError, match=r"needs about 976.6 KiB .* 976.6 KiB of GPU memory free allows 781.2 KiB"):
-        guard.check_memory("b", memory, {}, device="cuda", dtype="float32")
-    guard.check_memory("b", memory, {}, device="cuda", dtype="float32", force=True)
+        guard.check_memory("b", memory, 0, device="cuda", dtype="float32")
+    guard.check_memory("b", memory, 0, device="cuda", dtype="float32", force=True)
 
     def no_cuda(device=None):
         raise RuntimeError("Torch not compiled with CUDA enabled")
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", no_cuda)
     assert guard.available_memory("cuda") is None  # unknown: the guard stands aside
-    guard.check_memory("b", memory, {}, device="cuda", dtype="float32")
+    guard.check_memory("b", memory, 0, device="cuda", dtype="float32")

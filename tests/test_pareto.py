@@ -14,7 +14,7 @@ from fusioncli.cli import app
 from fusioncli.comparing import CompareChoice
 from fusioncli.errors import SpecError
 from fusioncli.render import render
-from fusioncli.report import Envelope, ErrorEntry, Report, Timing, entry_from_dict
+from fusioncli.report import Bytes, Cost, Envelope, ErrorEntry, Memory, Report, Timing, entry_from_dict
 
 runner = CliRunner()
 
@@ -26,10 +26,9 @@ def report(name, params, flops, latency=None, memory=1000, macs=None):
                         runs=7, calls=70, threads=1, warmup=3, noisy=False)
     return Report(name=name, block=name, options={}, inputs=[[1, 8, 4, 4]], outputs=[[1, 8, 4, 4]],
                   params={"total": params, "trainable": params},
-                  cost={"macs": flops // 2 if macs is None else macs, "flops": flops, "convention": "fusion-v1: test",
-                        "bytes": {"read": 10, "written": 10, "total": 20}, "uncounted_ops": {}},
-                  memory={"param_bytes": 4 * params, "buffer_bytes": 0, "input_bytes": 0, "output_bytes": 0,
-                          "peak_activation_bytes": memory},
+                  cost=Cost(macs=flops // 2 if macs is None else macs, flops=flops, convention="fusion-v1: test",
+                            bytes=Bytes(read=10, written=10)),
+                  memory=Memory(param_bytes=4 * params, peak_activation_bytes=memory),
                   timing=timing, layers=[])
 
 

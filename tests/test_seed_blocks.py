@@ -16,7 +16,7 @@ from fusioncli.analysis import analyze
 
 def counts(kind, inputs, out, **options):
     r = analyze(kind, inputs=inputs, out=out, options=options, time=False)
-    return r.params["total"], r.cost["macs"], r.cost["flops"], r.outputs[0]
+    return r.params["total"], r.cost.macs, r.cost.flops, r.outputs[0]
 
 
 def test_concat_worked_example():

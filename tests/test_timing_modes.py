@@ -32,8 +32,8 @@ def test_modes_run_on_cpu(mode):
     if mode.backward:
         assert t.gflops_per_s is None  # backward FLOPs are not counted: no rate is claimed
     else:
-        assert t.gflops_per_s == pytest.approx(r.cost["flops"] / (t.median_ms / 1e3) / 1e9)
-        assert t.gbytes_per_s == pytest.approx(r.cost["bytes"]["total"] / (t.median_ms / 1e3) / 1e9)
+        assert t.gflops_per_s == pytest.approx(r.cost.flops / (t.median_ms / 1e3) / 1e9)
+        assert t.gbytes_per_s == pytest.approx(r.cost.bytes.total / (t.median_ms / 1e3) / 1e9)
 
 
 def test_backward_leaves_block_parameters_with_gradients():

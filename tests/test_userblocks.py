@@ -26,7 +26,7 @@ EX = ROOT / "examples"
 
 def counts(spec, **kw):
     r = fusioncli.analyze(spec, time=False, **kw)
-    return r.params["total"], r.cost["macs"], r.cost["flops"], r
+    return r.params["total"], r.cost.macs, r.cost.flops, r
 
 
 def json_reports(*args):
@@ -86,7 +86,7 @@ def test_done_when_compare_table_and_json():
     out = 64 * 32 * 32
     assert reports[0]["cost"]["macs"] == out * 128 * 9
     assert reports[2]["params"]["total"] == 128 * 64 + 64 and reports[2]["cost"]["macs"] == out * 128
-    assert reports[1]["cost"] == fusioncli.analyze("aff", inputs=["64x32x32"] * 2, out=64, time=False).cost
+    assert reports[1]["cost"] == fusioncli.analyze("aff", inputs=["64x32x32"] * 2, out=64, time=False).cost.to_dict()
     code, table, err = run_main("compare", *args, "--no-time")
     assert code == 0, err
     assert "MyFusion" in table and "aff" in table and "concat" in table and "75.50 M" in table
@@ -116,7 +116,7 @@ def test_bilinear_counts_its_trilinear():
     # then that (B,O,1,J) . y (B,1,1,J) summed over J; each slice added into a zeroed output
     assert macs == b * o * i * j + b * o * j
     assert flops == 2 * macs + b * o + b * o  # + the slices added into the output + the bias add
-    assert r.cost["uncounted_ops"] == {}
+    assert r.cost.uncounted_ops == {}
 
 
 def test_multihead_attention_with_kwargs():
@@ -265,7 +265,7 @@ def test_api_compare_mixes_kinds_and_user_modules():
                             inputs=["8x8x8", "8x8x8"], out=8, time=False)
     names = [e.name for e in env.reports]
     assert names[:3] == ["concat", "MyFusion", "TwoIn"] and env.failed[0].name == "nosuchkind"
-    assert env.reports[1].cost["macs"] == 8 * 8 * 8 * 16 * 9 and env.reports[2].cost["macs"] == 8 * 8 * 8 * 16
+    assert env.reports[1].cost.macs == 8 * 8 * 8 * 16 * 9 and env.reports[2].cost.macs == 8 * 8 * 8 * 16
     assert env.baseline == "concat" and env.to_dict()["reports"][1]["ratios"]["macs"] == 9.0
 
 

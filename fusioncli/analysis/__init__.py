@@ -21,7 +21,7 @@ from torchinfo import summary
 
 from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
-from ..report import Layer, Report, Timing
+from ..report import Bytes, Cost, Layer, Memory, Report, Timing
 from ..spec import Spec, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
@@ -166,7 +166,7 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          cost: dict) -> Timing:
+          cost: Cost) -> Timing:
     """Build the block on the real device and time it; add the derived throughput figures."""
     spec = r.spec
     build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
@@ -178,8 +178,8 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
     return replace(
         t,
         dtype_mode="autocast" if mode.autocast else "cast",
-        gflops_per_s=cost["flops"] / seconds / 1e9 if forward and seconds > 0 else None,
-        gbytes_per_s=cost["bytes"]["total"] / seconds / 1e9 if forward and seconds > 0 else None,
+        gflops_per_s=cost.flops / seconds / 1e9 if forward and seconds > 0 else None,
+        gbytes_per_s=cost.bytes.total / seconds / 1e9 if forward and seconds > 0 else None,
         samples_per_s=spec.batch / seconds if seconds > 0 else None,
     )
 
@@ -302,39 +302,37 @@ def analyze(
                            f"{userblock.describe(e.cause)}") from e.cause
     else:
         counted = _count_user(r, tdtype, dtype, depth, force)
-    cost = counted.cost
+    counts = counted.cost
     model = counted.model
     outs = [t for _, t in counted.outputs]
 
     params = list(model.parameters())
     names = {id(p): n for n, p in model.named_parameters()}
-    unused = [names[id(p)] for p in params if id(p) not in cost.touched]
+    unused = [names[id(p)] for p in params if id(p) not in counts.touched]
     tensors = [*counted.args, *counted.kwargs.values()]
     flat_inputs = [t for x in tensors for t in (x.values() if isinstance(x, dict) else x if isinstance(x, list)
                                                   else [x])]
-    memory = {
-        "param_bytes": sum(p.numel() * p.element_size() for p in params),
-        "buffer_bytes": sum(b.numel() * b.element_size() for b in model.buffers()),
-        "input_bytes": sum(x.numel() * x.element_size() for x in flat_inputs),
-        "output_bytes": sum(o.numel() * o.element_size() for o in outs),
-        "peak_activation_bytes": cost.peak_activation_bytes,
-    }
-    bytes_moved = cost.total.bytes_read + cost.total.bytes_written
-    cost_dict = {
-        "macs": cost.total.macs,
-        "flops": cost.total.flops,
-        "convention": CONVENTION,
-        "bytes": {"read": cost.total.bytes_read, "written": cost.total.bytes_written, "total": bytes_moved},
-        "arithmetic_intensity": cost.total.flops / bytes_moved if bytes_moved else None,
+    memory = Memory(
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
+        input_bytes=sum(x.numel() * x.element_size() for x in flat_inputs),
+        output_bytes=sum(o.numel() * o.element_size() for o in outs),
+        peak_activation_bytes=counts.peak_activation_bytes,
+    )
+    cost = Cost(
+        macs=counts.total.macs,
+        flops=counts.total.flops,
+        convention=CONVENTION,
+        bytes=Bytes(counts.total.bytes_read, counts.total.bytes_written),
         # ops with neither FLOPs nor bytes are views (and torchinfo's own detach calls): left out
-        "by_op": {k: v.to_dict() for k, v in sorted(cost.by_op.items(), key=lambda kv: -kv[1].flops)
-                  if v.flops or v.bytes_read or v.bytes_written},
-        "by_module": {k: v.to_dict() for k, v in cost.by_module.items()},
-        "uncounted_ops": cost.uncounted,
-    }
+        by_op={k: v.to_dict() for k, v in sorted(counts.by_op.items(), key=lambda kv: -kv[1].flops)
+               if v.flops or v.bytes_read or v.bytes_written},
+        by_module={k: v.to_dict() for k, v in counts.by_module.items()},
+        uncounted_ops=counts.uncounted,
+    )
 
     for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck else [])):
-        guard.check_memory(spec.name, memory, cost_dict, device=real_device, dtype=dtype, mode=timing_mode,
+        guard.check_memory(spec.name, memory, cost.bytes.written, device=real_device, dtype=dtype, mode=timing_mode,
                            force=force)
 
     checks = None
@@ -346,7 +344,7 @@ def analyze(
         checks = run_crosscheck(lambda dev: model if dev == here else build(r, dev, tdtype),
                                 lambda dev: (counted.args, counted.kwargs) if dev == here else
                                 make_inputs(spec, dev, tdtype),
-                                macs=cost.total.macs, flops=cost.total.flops, by_op=cost_dict["by_op"],
+                                macs=cost.macs, flops=cost.flops, by_op=cost.by_op,
                                 torchinfo_mult_adds=counted.stats.total_mult_adds,
                                 torchinfo_layers=counted.stats.summary_list)
 
@@ -354,7 +352,7 @@ def analyze(
     if time:
         nthreads = threads or torch.get_num_threads()
         try:
-            timing = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost_dict)
+            timing = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:
@@ -374,7 +372,7 @@ def analyze(
         outputs=[list(o.shape) for o in outs],
         params={"total": sum(p.numel() for p in params),
                 "trainable": sum(p.numel() for p in params if p.requires_grad)},
-        cost=cost_dict,
+        cost=cost,
         memory=memory,
         timing=timing,
         layers=_layers(counted.stats, model, depth),
@@ -399,11 +397,12 @@ def _count_user(r: Recipe, tdtype: torch.dtype, dtype: str, depth: int, force: b
         return _count(r, "meta", tdtype, depth, meta_model)
     except (_ForwardFailed, userblock.UserCodeError, RuntimeError, NotImplementedError, TypeError, ValueError):
         pass
-    memory = {"input_bytes": sum(limits.input_elements(spec)) * torch.empty((), dtype=tdtype).element_size()}
-    if meta_model is not None:
-        memory["param_bytes"] = sum(p.numel() * p.element_size() for p in meta_model.parameters())
-        memory["buffer_bytes"] = sum(b.numel() * b.element_size() for b in meta_model.buffers())
-    guard.check_memory(spec.name, memory, {}, device="cpu", dtype=dtype, force=force)
+    input_bytes = sum(limits.input_elements(spec)) * torch.empty((), dtype=tdtype).element_size()
+    weights = [] if meta_model is None else [*meta_model.parameters()]
+    held = [] if meta_model is None else [*meta_model.buffers()]
+    memory = Memory(param_bytes=sum(p.numel() * p.element_size() for p in weights),
+                    buffer_bytes=sum(b.numel() * b.element_size() for b in held), input_bytes=input_bytes)
+    guard.check_memory(spec.name, memory, 0, device="cpu", dtype=dtype, force=force)
     try:
         return _count(r, "cpu", tdtype, depth)
     except _ForwardFailed as e:

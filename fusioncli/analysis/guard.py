@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FusionError, RunError
+from ..report import Memory
 from ..limits import (DTYPE_BYTES, SAFE_SHARE, available_ram, check_inputs_fit, check_shapes, check_threads,
                       format_bytes)
 
@@ -64,25 +65,28 @@ def available_memory(device: str) -> int | None:
     return available_ram()
 
 
-def required_bytes(memory: dict[str, int], cost: dict[str, Any], *, device: str, dtype: str,
+def required_bytes(memory: Memory, written: int, *, device: str, dtype: str,
                    mode: Any = None) -> dict[str, int]:
-    """The estimate of a real run, by part (bytes); see the module docstring."""
+    """The estimate of a real run, by part (bytes); see the module docstring.
+
+    ``written`` is the bytes the forward writes (what a backward keeps saved, at most).
+    """
     esize = DTYPE_BYTES.get(dtype, 4)
     autocast = bool(getattr(mode, "autocast", False))
     backward = bool(getattr(mode, "backward", False))
     widen = 4 / esize if autocast else 1  # autocast keeps float32 weights and inputs
-    params = int((memory.get("param_bytes", 0) + memory.get("buffer_bytes", 0)) * widen)
-    inputs = int(memory.get("input_bytes", 0) * widen)
-    parts = {"parameters": params, "inputs": inputs, "peak activations": int(memory.get("peak_activation_bytes", 0))}
+    params = int((memory.param_bytes + memory.buffer_bytes) * widen)
+    inputs = int(memory.input_bytes * widen)
+    parts = {"parameters": params, "inputs": inputs, "peak activations": memory.peak_activation_bytes}
     if device == "cpu" and esize != 4 and not autocast:
         parts["float32 input draft"] = inputs * 4 // esize
     if backward:
         parts["gradients"] = params + inputs
-        parts["saved activations"] = int(cost.get("bytes", {}).get("written", 0))
+        parts["saved activations"] = written
     return parts
 
 
-def check_memory(name: str, memory: dict[str, int], cost: dict[str, Any], *, device: str, dtype: str,
+def check_memory(name: str, memory: Memory, written: int, *, device: str, dtype: str,
                  mode: Any = None, force: bool = False) -> None:
     """Refuse a real run on ``device`` whose estimate exceeds the safe share of available memory."""
     if force:
@@ -90,7 +94,7 @@ def check_memory(name: str, memory: dict[str, int], cost: dict[str, Any], *, dev
     available = available_memory(device)
     if available is None:
         return
-    parts = required_bytes(memory, cost, device=device, dtype=dtype, mode=mode)
+    parts = required_bytes(memory, written, device=device, dtype=dtype, mode=mode)
     need = sum(parts.values())
     if need <= SAFE_SHARE * available:
         return

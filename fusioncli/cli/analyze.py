@@ -71,8 +71,8 @@ def run_spec(analysis, spec, run: RunOptions):
     if report.timing and report.timing.noisy:
         warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")
-    if report.cost["uncounted_ops"]:
-        warn(f"{report.name}: ops without a FLOP formula (counted as 0): {', '.join(report.cost['uncounted_ops'])}")
+    if report.cost.uncounted_ops:
+        warn(f"{report.name}: ops without a FLOP formula (counted as 0): {', '.join(report.cost.uncounted_ops)}")
     return report
 
 

@@ -71,4 +71,4 @@ def render_markdown(envelope: Envelope, out: TextIO) -> None:
     for note in envelope.notes:
         out.write(f"\n{note}\n")
     if reports:
-        out.write(f"\nCounting convention: {reports[0].cost['convention']}\n")
+        out.write(f"\nCounting convention: {reports[0].cost.convention}\n")

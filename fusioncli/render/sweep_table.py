@@ -29,8 +29,8 @@ def render_sweep(console: Console, env: Envelope) -> None:
             t.add_row(escape(r.name), *values, f"[red]error: {escape(r.error['message'])}[/red]", *["-"] * 6)
             continue
         shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
-        t.add_row(r.name, *values, shapes, si(r.params["total"]), si(r.cost["macs"]), si(r.cost["flops"]),
-                  binary(r.cost["bytes"]["total"]), binary(r.memory["peak_activation_bytes"]), latency(r))
+        t.add_row(r.name, *values, shapes, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
+                  binary(r.cost.bytes.total), binary(r.memory.peak_activation_bytes), latency(r))
     console.print(t)
 
     exps = sweep.get("exponents", [])
@@ -53,4 +53,4 @@ def render_sweep(console: Console, env: Envelope) -> None:
     first = next((r for r in env.reports if not isinstance(r, ErrorEntry)), None)
     if first:
         console.print(f"[dim]Shapes without the batch; params in count; MACs = multiply-accumulates; FLOPs: "
-                      f"{first.cost['convention'].split(':')[0]} convention (see README)[/dim]")
+                      f"{first.cost.convention.split(':')[0]} convention (see README)[/dim]")

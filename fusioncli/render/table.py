@@ -49,14 +49,14 @@ def _summary(r: Report) -> Table:
     t.add_row("parameters (count)", si(r.params["total"]), f"{r.params['total']:,}")
     if r.params["trainable"] != r.params["total"]:
         t.add_row("trainable parameters (count)", si(r.params["trainable"]), f"{r.params['trainable']:,}")
-    t.add_row("MACs (multiply-accumulates)", si(r.cost["macs"], "MAC"), f"{r.cost['macs']:,}")
-    t.add_row("FLOPs (floating-point ops)", si(r.cost["flops"], "FLOP"), f"{r.cost['flops']:,}")
-    t.add_row("bytes moved (unfused, read + write)", binary(r.cost["bytes"]["total"]), f"{r.cost['bytes']['total']:,}")
-    ai = r.cost.get("arithmetic_intensity")
+    t.add_row("MACs (multiply-accumulates)", si(r.cost.macs, "MAC"), f"{r.cost.macs:,}")
+    t.add_row("FLOPs (floating-point ops)", si(r.cost.flops, "FLOP"), f"{r.cost.flops:,}")
+    t.add_row("bytes moved (unfused, read + write)", binary(r.cost.bytes.total), f"{r.cost.bytes.total:,}")
+    ai = r.cost.arithmetic_intensity
     t.add_row("arithmetic intensity (FLOP/byte)", "-" if ai is None else f"{ai:.2f}", "")
-    t.add_row("parameter memory", binary(r.memory["param_bytes"]), f"{r.memory['param_bytes']:,}")
-    t.add_row("peak activation memory (forward)", binary(r.memory["peak_activation_bytes"]),
-              f"{r.memory['peak_activation_bytes']:,}")
+    t.add_row("parameter memory", binary(r.memory.param_bytes), f"{r.memory.param_bytes:,}")
+    t.add_row("peak activation memory (forward)", binary(r.memory.peak_activation_bytes),
+              f"{r.memory.peak_activation_bytes:,}")
     if r.timing:
         tm = r.timing
         how = [tm.mode, f"{tm.threads} threads"]
@@ -75,9 +75,9 @@ def _summary(r: Report) -> Table:
             t.add_row("CUDA peak memory (timed runs)", binary(tm.cuda_peak_bytes), f"{tm.cuda_peak_bytes:,}")
     else:
         t.add_row("latency (ms)", "not timed (--no-time)", "")
-    if r.cost["uncounted_ops"]:
+    if r.cost.uncounted_ops:
         t.add_row("[red]ops without a FLOP formula[/red]",
-                  ", ".join(f"{k} x{v}" for k, v in r.cost["uncounted_ops"].items()), "")
+                  ", ".join(f"{k} x{v}" for k, v in r.cost.uncounted_ops.items()), "")
     if r.unused_params:
         t.add_row("[yellow]parameters no op used[/yellow]", ", ".join(r.unused_params), "")
     return t
@@ -109,7 +109,7 @@ def _crosscheck(r: Report) -> Table:
     t = Table(title="Cross-check with other counters", header_style="bold")
     for col in ("tool", "figure", "unit", "ratio to fusion", "ops it skipped"):
         t.add_column(col, justify="right" if col in ("figure", "ratio to fusion") else "left")
-    t.add_row("fusion", f"{r.cost['macs']:,} / {r.cost['flops']:,}", "MAC / FLOP (fusion-v1)", "1.00", "")
+    t.add_row("fusion", f"{r.cost.macs:,} / {r.cost.flops:,}", "MAC / FLOP (fusion-v1)", "1.00", "")
     for tool, v in (r.crosscheck or {}).items():
         if "error" in v:
             t.add_row(tool, "-", "", "", f"[red]failed: {v['error']}[/red]")
@@ -145,10 +145,10 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     if r.crosscheck:
         console.print(_crosscheck(r))
     if by_op:
-        console.print(_breakdown("Cost by aten op", r.cost["by_op"]))
+        console.print(_breakdown("Cost by aten op", r.cost.by_op))
     if by_module:
-        console.print(_breakdown("Cost by module (inclusive)", r.cost["by_module"]))
-    console.print(f"[dim]Counting convention: {r.cost['convention']}[/dim]")
+        console.print(_breakdown("Cost by module (inclusive)", r.cost.by_module))
+    console.print(f"[dim]Counting convention: {r.cost.convention}[/dim]")
 
 
 def render_compare(console: Console, env: Envelope) -> None:
@@ -175,9 +175,9 @@ def render_compare(console: Console, env: Envelope) -> None:
         q = ratios.get(r.name, {})
         shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
         t.add_row(r.name, r.block, shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
-                  mark("macs", r.name, si(r.cost["macs"])), ratio(q.get("macs")),
-                  mark("flops", r.name, si(r.cost["flops"])), ratio(q.get("flops")),
-                  mark("memory", r.name, binary(r.memory["peak_activation_bytes"])),
+                  mark("macs", r.name, si(r.cost.macs)), ratio(q.get("macs")),
+                  mark("flops", r.name, si(r.cost.flops)), ratio(q.get("flops")),
+                  mark("memory", r.name, binary(r.memory.peak_activation_bytes)),
                   mark("latency", r.name, latency(r)), ratio(q.get("latency_ms")),
                   *(["✓" if r.name in env.pareto_front else ""] if pareto else []))
     console.print(t)
@@ -191,7 +191,7 @@ def render_compare(console: Console, env: Envelope) -> None:
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
         console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
-                      f"accumulates; FLOPs: {first.cost['convention'].split(':')[0]} convention (see README); "
+                      f"accumulates; FLOPs: {first.cost.convention.split(':')[0]} convention (see README); "
                       "latency: median ± IQR over timed runs[/dim]")
 
 

@@ -90,9 +90,9 @@ def test_aff_macs(shape, C, r):
     # local branch: two 1x1 convs at HxW; global branch: the same on the 1x1 pooled map
     expected = 2 * C * Cr * H * W + 2 * C * Cr
     res = analyze("aff", inputs=["x".join(map(str, shape))] * 2, out=C, options={"r": r}, time=False)
-    assert res.cost["macs"] == expected
+    assert res.cost.macs == expected
     iaff = analyze("iaff", inputs=["x".join(map(str, shape))] * 2, out=C, options={"r": r}, time=False)
-    assert iaff.cost["macs"] == 2 * expected
+    assert iaff.cost.macs == 2 * expected
 
 
 def test_macs_with_projection_at_the_aligned_size():
@@ -100,7 +100,7 @@ def test_macs_with_projection_at_the_aligned_size():
     # both inputs aligned to 16x16 first, then projected 32 -> 64 and 96 -> 64
     expected = (32 * C + 96 * C) * 16 * 16 + 2 * C * Cr * 16 * 16 + 2 * C * Cr
     r = analyze("aff", inputs=["32x16x16", "96x8x8"], out=C, options={"project": True}, time=False)
-    assert r.cost["macs"] == expected
+    assert r.cost.macs == expected
     assert r.outputs == [[1, 64, 16, 16]]
 
 

@@ -48,7 +48,7 @@ def test_macs_yolov3_level0():
     stride_convs = 2 * 9 * 256 * 512 * hw  # level 1 and (after max-pool) level 2, both land on 13x13
     weight = 3 * 512 * 16 * hw + 48 * 3 * hw
     expand = 9 * 512 * 1024 * hw
-    assert r.cost["macs"] == stride_convs + weight + expand
+    assert r.cost.macs == stride_convs + weight + expand
 
 
 def test_macs_level2_compress_before_upsampling():
@@ -57,7 +57,7 @@ def test_macs_level2_compress_before_upsampling():
     compress = 128 * d * 8 * 8 + 64 * d * 16 * 16
     weight = 3 * d * 16 * hw + 48 * 3 * hw
     expand = 9 * d * 64 * hw
-    assert r.cost["macs"] == compress + weight + expand
+    assert r.cost.macs == compress + weight + expand
 
 
 def test_output_at_target_level():

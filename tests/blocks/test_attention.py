@@ -21,7 +21,7 @@ from fusioncli.errors import SpecError
 
 def counts(kind, inputs, out, **options):
     r = analyze(kind, inputs=inputs, out=out, options=options, time=False)
-    return r.params["total"], r.cost["macs"], r.outputs[0]
+    return r.params["total"], r.cost.macs, r.outputs[0]
 
 
 def test_se_paper_counts():

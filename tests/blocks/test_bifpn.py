@@ -39,13 +39,13 @@ def test_params_sum_weighting_has_no_edge_weights():
 def test_macs_d0_p4_node():
     r = analyze("bifpn", inputs=["64x32x32", "64x16x16"], out=64, time=False)
     hw = 32 * 32
-    assert r.cost["macs"] == 9 * 64 * hw + 64 * 64 * hw
+    assert r.cost.macs == 9 * 64 * hw + 64 * 64 * hw
 
 
 def test_macs_projection_runs_before_downsampling():
     # The 40-wide 32x32 map is projected at 32x32, then max-pooled (ResampleFeatureMap order).
     r = analyze("bifpn", inputs=["64x16x16", "40x32x32"], out=64, time=False)
-    assert r.cost["macs"] == 40 * 64 * 32 * 32 + 9 * 64 * 16 * 16 + 64 * 64 * 16 * 16
+    assert r.cost.macs == 40 * 64 * 32 * 32 + 9 * 64 * 16 * 16 + 64 * 64 * 16 * 16
 
 
 def test_too_few_inputs():

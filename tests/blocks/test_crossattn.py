@@ -68,16 +68,16 @@ def macs(n1, n2, c, c1=None, c2=None):
 
 def test_macs_by_hand():
     r = analyze("crossattn", inputs=["64x16x16", "64x8x8"], out=64, time=False)
-    assert r.cost["macs"] == macs(256, 64, 64) == 4_718_592
+    assert r.cost.macs == macs(256, 64, 64) == 4_718_592
     r = analyze("crossattn", inputs=["32x16x16", "96x8x8"], out=64, time=False)
-    assert r.cost["macs"] == macs(256, 64, 64, c1=32, c2=96) == 5_636_096
+    assert r.cost.macs == macs(256, 64, 64, c1=32, c2=96) == 5_636_096
     assert r.outputs == [[1, 64, 16, 16]]
     assert r.unused_params == []
 
 
 def test_attention_cost_is_quadratic_in_resolution():
-    small = analyze("crossattn", inputs=["64x16x16", "64x16x16"], out=64, time=False).cost["macs"]
-    large = analyze("crossattn", inputs=["64x32x32", "64x32x32"], out=64, time=False).cost["macs"]
+    small = analyze("crossattn", inputs=["64x16x16", "64x16x16"], out=64, time=False).cost.macs
+    large = analyze("crossattn", inputs=["64x32x32", "64x32x32"], out=64, time=False).cost.macs
     assert small == macs(256, 256, 64)
     assert large - 4 * small == 2 * (1024 * 1024 - 4 * 256 * 256) * 64
 

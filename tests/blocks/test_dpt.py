@@ -86,7 +86,7 @@ def test_macs_vitb_level():
     # four 3x3 convs C -> C at HxW, then the 1x1 out conv at the upsampled 2H x 2W
     expected = 4 * 9 * C * C * H * W + C * C * (2 * H) * (2 * W)
     r = analyze("dpt", inputs=["256x24x24", "256x24x24"], out=C, time=False)
-    assert r.cost["macs"] == expected == 1_509_949_440
+    assert r.cost.macs == expected == 1_509_949_440
     assert r.outputs == [[1, 256, 48, 48]]
 
 
@@ -95,7 +95,7 @@ def test_macs_one_input_fractional_scale_expand():
     oh, ow = 15, 22  # floor(10 * 1.5), floor(15 * 1.5)
     expected = 2 * 9 * C * C * H * W + C * (C // 2) * oh * ow
     r = analyze("dpt", inputs=["64x10x15"], out=C, options={"scale_factor": 1.5, "expand": True}, time=False)
-    assert r.cost["macs"] == expected
+    assert r.cost.macs == expected
     assert r.outputs == [[1, 32, oh, ow]]
 
 
@@ -104,7 +104,7 @@ def test_macs_fixed_size_depth_anything():
     # Depth-Anything vitb refinenet4: one 128x19x19 input upsampled to 37x37
     expected = 2 * 9 * C * C * 19 * 19 + C * C * 37 * 37
     r = analyze("dpt", inputs=["128x19x19"], out=C, options={"size": "37,37"}, time=False)
-    assert r.cost["macs"] == expected
+    assert r.cost.macs == expected
     assert r.outputs == [[1, 128, 37, 37]]
 
 

@@ -68,12 +68,12 @@ def test_parameter_count_by_hand():
 def test_macs_by_hand():
     # sum(Ci)*C*H*W for the fusing conv + the attention convs on a 1x1 map
     r = analyze("ffm", inputs=["128x64x64", "128x64x64"], out=256, time=False)
-    assert r.cost["macs"] == 256 * 256 * 64 * 64 + 2 * 256 * 256 == 268_566_528
+    assert r.cost.macs == 256 * 256 * 64 * 64 + 2 * 256 * 256 == 268_566_528
     r = analyze("ffm", inputs=["64x32x32", "128x16x16"], out=64, options={"reduction": 4}, time=False)
-    assert r.cost["macs"] == 192 * 64 * 32 * 32 + 2 * 64 * 16 == 12_584_960
+    assert r.cost.macs == 192 * 64 * 32 * 32 + 2 * 64 * 16 == 12_584_960
     assert r.outputs == [[1, 64, 32, 32]]
     r = analyze("ffm", inputs=["64x32x32", "128x16x16"], out=64, options={"variant": "reference"}, time=False)
-    assert r.cost["macs"] == 192 * 64 * 32 * 32 + 64 * 64
+    assert r.cost.macs == 192 * 64 * 32 * 32 + 64 * 64
     assert r.unused_params == []
 
 

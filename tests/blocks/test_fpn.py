@@ -33,7 +33,7 @@ def test_params_with_norm():
 
 def test_macs_resnet50_p4_at_800x1333():
     r = analyze("fpn", inputs=["1024x50x84", "2048x25x42"], out=256, time=False)
-    assert r.cost["macs"] == 1024 * 256 * 50 * 84 + 2048 * 256 * 25 * 42 + 9 * 256 * 256 * 50 * 84
+    assert r.cost.macs == 1024 * 256 * 50 * 84 + 2048 * 256 * 25 * 42 + 9 * 256 * 256 * 50 * 84
     assert r.outputs == [[1, 256, 50, 84]]
     assert r.unused_params == []
 
@@ -41,7 +41,7 @@ def test_macs_resnet50_p4_at_800x1333():
 def test_macs_three_levels():
     r = analyze("fpn", inputs=["256x64x64", "512x32x32", "1024x16x16"], out=128, time=False)
     laterals = 256 * 128 * 64 * 64 + 512 * 128 * 32 * 32 + 1024 * 128 * 16 * 16
-    assert r.cost["macs"] == laterals + 9 * 128 * 128 * 64 * 64
+    assert r.cost.macs == laterals + 9 * 128 * 128 * 64 * 64
 
 
 def test_chain_matches_mmdet_top_down():

@@ -94,12 +94,12 @@ def test_macs_by_hand():
     r = analyze("gff", inputs=["256x64x64", "512x32x32", "1024x16x16"], out=128, time=False)
     proj = 256 * 128 * 64 * 64 + 512 * 128 * 32 * 32 + 1024 * 128 * 16 * 16
     gate = 256 * 64 * 64 + 512 * 32 * 32 + 1024 * 16 * 16
-    assert r.cost["macs"] == proj + gate == 236_716_032
+    assert r.cost.macs == proj + gate == 236_716_032
     assert r.outputs == [[1, 128, 64, 64]]
     # reference gates are C wide: twice the projection MACs
     r = analyze("gff", inputs=["32x16x16", "64x8x8"], out=16, options={"variant": "reference", "target": 1},
                 time=False)
-    assert r.cost["macs"] == 2 * (32 * 16 * 16 * 16 + 64 * 16 * 8 * 8) == 393_216
+    assert r.cost.macs == 2 * (32 * 16 * 16 * 16 + 64 * 16 * 8 * 8) == 393_216
     assert r.outputs == [[1, 16, 8, 8]]
     assert r.unused_params == []
 

@@ -43,7 +43,7 @@ def test_params_with_projection():
 def test_macs_pafpn_n4_at_800x1344():
     r = analyze("pan", inputs=["256x100x168", "256x50x84"], out=256, time=False)
     hw = 50 * 84
-    assert r.cost["macs"] == 2 * 9 * 256 * 256 * hw
+    assert r.cost.macs == 2 * 9 * 256 * 256 * hw
     assert r.outputs == [[1, 256, 50, 84]]
 
 
@@ -53,7 +53,7 @@ def test_macs_three_levels(variant, convs):
                 time=False)
     down = 9 * 128 * 256 * 32 * 32 + 9 * 256 * 256 * 16 * 16
     out_convs = 9 * 256 * 256 * 32 * 32 + 9 * 256 * 256 * 16 * 16 if convs == 2 else 9 * 256 * 256 * 16 * 16
-    assert r.cost["macs"] == down + out_convs
+    assert r.cost.macs == down + out_convs
     assert r.unused_params == []
 
 

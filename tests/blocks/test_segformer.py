@@ -78,10 +78,10 @@ def test_macs_by_hand(variant):
     # per level Ci*C*Hi*Wi at the level's own size, then n*C*C*H*W for the fusion at the finest size
     r = analyze("segformer", inputs=B0, out=256, options={"variant": variant}, time=False)
     per_level = 256 * (32 * 128 * 128 + 64 * 64 * 64 + 160 * 32 * 32 + 256 * 16 * 16)
-    assert r.cost["macs"] == per_level + 4 * 256 * 256 * 128 * 128 == 4_555_014_144
+    assert r.cost.macs == per_level + 4 * 256 * 256 * 128 * 128 == 4_555_014_144
     # coarse level first: the output still takes the largest (finest) size
     r = analyze("segformer", inputs=["48x8x8", "24x16x16", "16x32x32"], out=32, options={"variant": variant},
                 time=False)
-    assert r.cost["macs"] == 32 * (48 * 64 + 24 * 256 + 16 * 1024) + 3 * 32 * 32 * 32 * 32 == 3_964_928
+    assert r.cost.macs == 32 * (48 * 64 + 24 * 256 + 16 * 1024) + 3 * 32 * 32 * 32 * 32 == 3_964_928
     assert r.outputs == [[1, 32, 32, 32]]
     assert r.unused_params == []

@@ -22,7 +22,7 @@ from .helpers import randomize_bn
 
 def counts(inputs, out, **options):
     r = analyze("sk", inputs=inputs, out=out, options=options, time=False)
-    return r.params["total"], r.cost["macs"], r.outputs[0]
+    return r.params["total"], r.cost.macs, r.outputs[0]
 
 
 def test_paper_default_counts():

@@ -19,7 +19,7 @@ from fusioncli.errors import SpecError
 
 def counts(inputs, out, **options):
     r = analyze("skff", inputs=inputs, out=out, options=options, time=False)
-    return r.params["total"], r.cost["macs"], r.outputs[0]
+    return r.params["total"], r.cost.macs, r.outputs[0]
 
 
 def test_mirnet_three_streams_of_64():
