@@ -104,6 +104,16 @@ class Concat(Twin):
         return self.conv(torch.cat([x1, x2], dim=1))
 
 
+class Cat(Twin):
+    """cat(X1, X2)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+
+    def forward(self, x1, x2):
+        return torch.cat([x1, x2], dim=1)
+
+
 class Add(Twin):
     """X1 + X2 (equal widths: no projection)."""
 
@@ -380,7 +390,7 @@ class CrossAttention(Twin):
 
 
 HANDWRITTEN: dict[str, type[Twin]] = {
-    "concat": Concat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
+    "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
 }

@@ -45,6 +45,9 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Parallel conv branches of several kernel sizes/strides, merged by concat or sum, then refined",
               "Inception-style (Szegedy et al., CVPR 2015)", ("64x32x32", "64x32x32"), 64,
               ("32x16x16", "48x8x8")),
+    BlockInfo("cat", "cat:CatFusion", "Concatenate on channels, nothing else (out = the sum of input widths)",
+              "generic (the original U-Net decoder's merge; Ronneberger et al., MICCAI 2015)",
+              ("64x32x32", "64x32x32"), 128, ("32x16x16", "96x8x8")),
     # --- the published designs (issue: block zoo); see ../shared/BLOCKS.md
     BlockInfo("dpt", "dpt:DPTFusion",
               "DPT/MiDaS FeatureFusionBlock: X1 + RCU(X2), RCU, x2 bilinear upsample (or to size), 1x1 out conv",
