@@ -99,7 +99,33 @@ BLOCKS: tuple[BlockInfo, ...] = (
               ("32x16x16", "96x8x8")),
 )
 
-_BY_KIND = {b.kind: b for b in BLOCKS}
+# Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable
+# (option ``node``, its options ``node.NAME``). Default inputs: the pyramid of the backbone and
+# image named in ``source``'s last clause (see fusioncli.backbones).
+NECKS: tuple[BlockInfo, ...] = (
+    BlockInfo("neck:fpn", "fpn:FPN", "FPN: lateral 1x1s, top-down merges (node, default add), 3x3 output convs, extra levels",
+              "Lin et al., CVPR 2017; mmdet necks/fpn.py, torchvision FeaturePyramidNetwork; resnet50 at 512x512",
+              ("256x128x128", "512x64x64", "1024x32x32", "2048x16x16"), 256, ("16x32x32", "32x16x16", "64x8x8")),
+    BlockInfo("neck:pafpn", "fpn:PAFPN", "PAFPN: FPN plus a bottom-up path of stride-2 convs and merges (node, default add)",
+              "Liu et al., CVPR 2018; mmdet necks/pafpn.py; resnet50 at 512x512",
+              ("256x128x128", "512x64x64", "1024x32x32", "2048x16x16"), 256, ("16x32x32", "32x16x16", "64x8x8")),
+    BlockInfo("neck:bifpn", "bifpn:BiFPN", "BiFPN: repeated top-down + bottom-up layers of weighted nodes (node, default bifpn), P3-P7",
+              "Tan et al., EfficientDet, CVPR 2020; rwightman effdet BiFpn, zylo117 BiFPN; efficientnet_b0 at 512x512",
+              ("40x64x64", "112x32x32", "320x16x16"), 64, ("24x32x32", "40x16x16", "80x8x8")),
+    BlockInfo("neck:dpt", "dpt:DPTDecoder", "DPT decoder: 3x3 convs to F per level, fusions (node, default dpt) coarse to fine",
+              "Ranftl et al., ICCV 2021; isl-org/DPT, Depth-Anything DPTHead; vit_b at 384x384",
+              ("96x96x96", "192x48x48", "384x24x24", "768x12x12"), 256, ("16x32x32", "32x16x16", "64x8x8")),
+    BlockInfo("neck:unet", "unet:UNetDecoder", "U-Net decoder: 2x2 up-conv, merge with the skip (node, default cat), two 3x3 convs",
+              "Ronneberger et al., MICCAI 2015; milesial Pytorch-UNet; the paper's widths at 256x256",
+              ("64x256x256", "128x128x128", "256x64x64", "512x32x32", "1024x16x16"), 64,
+              ("16x32x32", "32x16x16", "64x8x8")),
+    BlockInfo("neck:segformer", "segformer:SegFormerHead", "SegFormer head: per-level linear, resize to finest, one all-level merge (node, default concat)",
+              "Xie et al., NeurIPS 2021; mmseg SegformerHead; mit_b0 at 512x512",
+              ("32x128x128", "64x64x64", "160x32x32", "256x16x16"), 256, ("16x32x32", "32x16x16", "64x8x8")),
+)
+
+_BY_KIND = {b.kind: b for b in (*BLOCKS, *NECKS)}
+_NECK_KINDS = frozenset(b.kind for b in NECKS)
 
 
 def kinds() -> dict[str, BlockInfo]:
@@ -112,6 +138,15 @@ def list_fusions(pattern: str = "*") -> list[str]:
     return [b.kind for b in BLOCKS if fnmatch.fnmatchcase(b.kind, pattern)]
 
 
+def list_necks(pattern: str = "*") -> list[str]:
+    """Registered neck kinds (``neck:fpn``, ...) matching an fnmatch ``pattern``, in registry order."""
+    return [b.kind for b in NECKS if fnmatch.fnmatchcase(b.kind, pattern)]
+
+
+def is_neck(kind: str) -> bool:
+    return kind in _NECK_KINDS
+
+
 def get_info(kind: str) -> BlockInfo:
     try:
         return _BY_KIND[kind]
@@ -121,7 +156,8 @@ def get_info(kind: str) -> BlockInfo:
 
 def get_class(kind: str) -> type:
     module, cls = get_info(kind).target.split(":")
-    return getattr(importlib.import_module(f"fusioncli.blocks.{module}"), cls)
+    package = "necks" if kind in _NECK_KINDS else "blocks"
+    return getattr(importlib.import_module(f"fusioncli.{package}.{module}"), cls)
 
 
 # --------------------------------------------------------------------------- options
@@ -139,20 +175,59 @@ def block_options(kind: str) -> dict[str, OptionInfo]:
             continue
         hints = typing.get_type_hints(init)
         for p in signature(init).parameters.values():
-            if p.kind is p.KEYWORD_ONLY:
+            if p.kind is p.KEYWORD_ONLY and p.name != "node_options":  # a neck's node options: node.NAME
                 default = getattr(cls, f"default_{p.name}", p.default)
                 options[p.name] = OptionInfo(p.name, hints.get(p.name, type(default)), default)
     return options
 
 
 def coerce_options(kind: str, raw: dict[str, Any], *, field: str = "--set") -> dict[str, Any]:
-    """Validate option names and convert values (strings from ``--set`` or TOML values)."""
-    return arguments.coerce_options(block_options(kind), raw, owner=kind, field=field)
+    """Validate option names and convert values (strings from ``--set`` or TOML values).
+
+    A neck's options also hold its node's, as ``node.NAME``, typed by the node kind (a built-in
+    kind or a user block reference).
+    """
+    if kind not in _NECK_KINDS:
+        return arguments.coerce_options(block_options(kind), raw, owner=kind, field=field)
+    own = {k: v for k, v in raw.items() if not k.startswith("node.")}
+    typed = arguments.coerce_options(block_options(kind), own, owner=kind, field=field)
+    node = typed.get("node", block_options(kind)["node"].default)
+    known = {f"node.{k}": v for k, v in node_options(node, field=field).items()}
+    node_raw = {k: v for k, v in raw.items() if k.startswith("node.")}
+    typed.update(arguments.coerce_options(known, node_raw, owner=node, field=field))
+    return typed
+
+
+def node_options(node: str, *, field: str = "--node") -> dict[str, OptionInfo]:
+    """The options a neck's node takes: a built-in block's, or a user block's signature."""
+    from . import userblock
+
+    if node in _NECK_KINDS:
+        raise SpecError.bad(field, node, "a neck's node is a fusion block kind or a user block (FILE.py:NAME), "
+                            "not a neck", choices=list_fusions())
+    if node in _BY_KIND:
+        return block_options(node)
+    ref = userblock.parse_reference(node, field=field)
+    if ref is None:
+        raise SpecError.bad(field, node, "expected a block kind, FILE.py:NAME, package.module:NAME or a plugin kind "
+                            "(see `fusion blocks`)", choices=[*list_fusions(), *userblock.plugin_kinds()])
+    return {k: v for k, v in userblock.options_of(userblock.load_reference(ref)).items()
+            if k not in userblock.CONVENTION}
+
+
+def split_node_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A neck's flat options -> (its own options, its node's options without the ``node.`` prefix)."""
+    own = {k: v for k, v in options.items() if not k.startswith("node.")}
+    return own, {k[5:]: v for k, v in options.items() if k.startswith("node.")}
 
 
 def resolved_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    """All options of ``kind`` with defaults filled in (for reports)."""
-    return {name: options.get(name, info.default) for name, info in block_options(kind).items()}
+    """All options of ``kind`` with defaults filled in (for reports; a neck's node options as ``node.NAME``)."""
+    shown = {name: options.get(name, info.default) for name, info in block_options(kind).items()}
+    if kind in _NECK_KINDS:
+        for name, info in node_options(shown["node"]).items():
+            shown[f"node.{name}"] = options.get(f"node.{name}", info.shown_default())
+    return shown
 
 
 def create_fusion(kind: str, in_channels: list[int] | tuple[int, ...], out_channels: int, **options: Any):
@@ -164,4 +239,18 @@ def create_fusion(kind: str, in_channels: list[int] | tuple[int, ...], out_chann
     """
     cls = get_class(kind)
     opts = coerce_options(kind, options, field="option")
+    if kind in _NECK_KINDS:
+        own, node = split_node_options(opts)
+        if "node" in own:
+            own["node"] = _node_reference(own["node"])
+        return cls(list(in_channels), out_channels, **own, node_options=node)
     return cls(list(in_channels), out_channels, **opts)
+
+
+def _node_reference(node: str) -> str:
+    """A node kind as given (a built-in kind), or a user block reference made absolute."""
+    from . import userblock
+
+    if node in _BY_KIND:
+        return node
+    return userblock.parse_reference(node, field="node") or node

@@ -26,6 +26,31 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class NodeRow:
+    """One node of a neck (``fusioncli.necks``): where it sits, what it takes and gives, what it costs.
+
+    The nodes partition the neck: their params, MACs, FLOPs and bytes add up to the report's totals.
+    ``latency_ms`` is the node's median time inside the timed neck (``None`` when not timed).
+    """
+
+    id: str
+    level: int
+    kind: str
+    merge: bool  # a fusion node (the swappable one) rather than a layer of the topology
+    inputs: list[str]  # what feeds it: pyramid inputs (C3, ...) or earlier nodes
+    input_shapes: list[list[int]]
+    output_shape: list[int]
+    params: int
+    macs: int
+    flops: int
+    bytes: int  # read + written
+    latency_ms: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Bytes:
     """Bytes moved by the forward, unfused: every op reads its inputs and writes its outputs."""
 
@@ -140,6 +165,7 @@ class Report:
     input_names: list[str] | None = None  # named inputs (--pack dict or kwargs)
     pack: str = "args"  # how the inputs were passed: args, list, dict or kwargs
     counted_on: str = "meta"  # where the counting pass ran: meta, or cpu for a block that cannot run on meta
+    nodes: list[NodeRow] | None = None  # only for necks: one row per node, in execution order
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -149,6 +175,8 @@ class Report:
             del d["crosscheck"]
         if self.sweep is None:
             del d["sweep"]
+        if self.nodes is None:
+            del d["nodes"]
         return d
 
     @property
@@ -264,5 +292,7 @@ def entry_from_dict(d: dict) -> Report | ErrorEntry:
     d["timing"] = Timing(**_known(Timing, timing)) if timing else None
     d["layers"] = [Layer(**_known(Layer, x)) for x in d.get("layers", [])]
     d["cost"] = Cost.from_dict(d["cost"])
+    if d.get("nodes") is not None:
+        d["nodes"] = [NodeRow(**_known(NodeRow, x)) for x in d["nodes"]]
     d["memory"] = Memory.from_dict(d["memory"])
     return Report(**d)

@@ -22,8 +22,13 @@ Preset file format::
     out = 64                         # optional for user blocks
     batch = 1                        # optional
     pack = "args"                    # optional: args, list, dict or kwargs (how inputs are passed)
+    backbone = "resnet50"            # optional, instead of inputs: a backbone's pyramid (fusioncli.backbones)
+    image = "800x1333"               # with backbone: the image size (HxW or S)
     [options]                        # optional block options
     norm = "bn"
+    [node]                           # a neck's fusion node (block = "neck:fpn", ...): its kind and options
+    kind = "aff"                     # a block kind or "blocks/my.py:MyFusion" (relative to this file)
+    r = 4
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .backbones import get_backbone, parse_image
 from .errors import SpecError, shorten
 
 if sys.version_info >= (3, 11):
@@ -44,7 +50,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Shape = tuple[int, ...]
-PRESET_KEYS = {"name", "block", "description", "source", "inputs", "out", "batch", "options", "pack"}
+PRESET_KEYS = {"name", "block", "description", "source", "inputs", "out", "batch", "options", "pack", "node",
+               "backbone", "image"}
 PACKS = ("args", "list", "dict", "kwargs")
 MAX_PRESET_BYTES = 1 << 20
 MAX_RANK = 4
@@ -68,11 +75,17 @@ class Spec:
     input_names: list[str] | None = None  # with --pack dict or kwargs: one name per input
     pack: str = "args"  # how the inputs are passed to forward: see PACKS
     option_fields: dict[str, str] = field(default_factory=dict)  # option -> where it was set, when not --set
+    backbone: str | None = None  # the inputs are this backbone's pyramid at ``image`` (fusioncli.backbones)
+    image: tuple[int, int] | None = None
     obj: Any = field(default=None, repr=False, compare=False)  # Python API: an nn.Module, a class or a factory
 
     @property
     def builtin(self) -> bool:
         return self.obj is None and self.block in registry.kinds()
+
+    @property
+    def neck(self) -> bool:
+        return self.obj is None and registry.is_neck(self.block)
 
 
 def parse_shape(text: Any, field: str = "--in") -> Shape:
@@ -177,7 +190,7 @@ def preset_dir() -> Path:
 
 def bundled_presets() -> dict[str, Path]:
     d = preset_dir()
-    return {p.stem: p for p in sorted(d.glob("*.toml"))} if d.is_dir() else {}
+    return {p.stem: p for p in sorted(d.glob("*.toml"), key=lambda p: p.stem)} if d.is_dir() else {}
 
 
 def _toml_error(label: str, path: Path, err: Exception) -> str:
@@ -258,6 +271,18 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     if not isinstance(block, str):
         raise SpecError.bad(f"{label}: block", block, "expected a string naming a block kind or FILE.py:NAME")
     block, defaults = _block_of(block, f"{label}: block", base_dir=path.resolve().parent)
+    backbone = image = None
+    if "backbone" in data:
+        if "inputs" in data:
+            raise SpecError(f"{label}: give inputs or backbone, not both", field="inputs")
+        backbone, image = data["backbone"], data.get("image")
+        if image is None:
+            raise SpecError(f"{label}: key 'image' is missing; backbone needs the image size, e.g. image = \"800x1333\"",
+                            field="image")
+        data = {**data, "inputs": _pyramid(backbone, image, f"{label}: backbone", f"{label}: image")}
+        image = parse_image(image, f"{label}: image")
+    elif "image" in data:
+        raise SpecError(f"{label}: image needs a backbone (backbone = \"resnet50\")", field="image")
     if "inputs" not in data and defaults is None:
         raise SpecError(f"{label}: key 'inputs' is missing; a user block has no default inputs", field="inputs")
     raw_inputs = data.get("inputs", defaults["inputs"] if defaults else None)
@@ -270,6 +295,8 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise SpecError.bad(f"{label}: options", options, "expected a table of block options")
+    if "node" in data:
+        options = {**options, **_node_table(data["node"], label, block, path.resolve().parent)}
     for key in ("name", "description", "source"):
         if key in data and not isinstance(data[key], str):
             raise SpecError.bad(f"{label}: {key}", data[key], "expected a string")
@@ -287,11 +314,53 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
         inputs_field=f"{label}: inputs" if "inputs" in data else "--in",
         input_names=names,
         pack=pack,
-        option_fields={k: f"{label}: options" for k in options},
+        option_fields={k: f"{label}: node" if k.startswith("node") and "node" in data else f"{label}: options"
+                       for k in options},
+        backbone=backbone,
+        image=image,
     )
+    if backbone is not None and registry.is_neck(block) and "first_level" not in options:
+        spec.options["first_level"] = get_backbone(backbone).first_level
     if check_options:
         spec.options = typed_options(spec, options)
     return spec
+
+
+def _pyramid(backbone: Any, image: Any, bfield: str, ifield: str) -> list[str]:
+    if not isinstance(backbone, str):
+        raise SpecError.bad(bfield, backbone, "expected a backbone name, e.g. resnet50")
+    h, w = parse_image(image, ifield)
+    return get_backbone(backbone, bfield).pyramid(h, w)
+
+
+def _node_table(table: Any, label: str, block: str, base_dir: Path) -> dict[str, Any]:
+    """A preset's ``[node]`` table -> the neck's ``node`` and ``node.NAME`` options."""
+    if not registry.is_neck(block):
+        raise SpecError(f"{label}: [node] is for necks (block = \"neck:fpn\", ...); {block!r} is not one", field="node")
+    if not isinstance(table, dict):
+        raise SpecError.bad(f"{label}: node", table, "expected a table: [node] kind = \"aff\", then its options")
+    out: dict[str, Any] = {f"node.{k}": v for k, v in table.items() if k != "kind"}
+    if "kind" in table:
+        out["node"] = node_of(table["kind"], f"{label}: node.kind", base_dir)
+    return out
+
+
+def node_of(text: Any, field: str = "--node", base_dir: Path | None = None) -> str:
+    """A neck's node: a built-in block kind as it is, a user block made an absolute reference."""
+    from . import userblock
+
+    if not isinstance(text, str):
+        raise SpecError.bad(field, text, "expected a block kind or FILE.py:NAME")
+    if text in registry.kinds():
+        if registry.is_neck(text):
+            raise SpecError.bad(field, text, "a neck's node is a fusion block kind or a user block, not a neck",
+                                choices=registry.list_fusions())
+        return text
+    ref = userblock.parse_reference(text, field=field, base_dir=base_dir)
+    if ref is None:
+        raise SpecError.bad(field, text, "expected a block kind, a plugin kind, FILE.py:NAME or package.module:NAME "
+                            "(see `fusion blocks`)", choices=[*registry.list_fusions(), *userblock.plugin_kinds()])
+    return ref
 
 
 def typed_options(spec: Spec, raw: dict[str, Any]) -> dict[str, Any]:
@@ -333,8 +402,14 @@ def resolve_spec(
     batch: int | None = None,
     pack: str | None = None,
     check_options: bool = True,
+    node: str | None = None,
+    backbone: str | None = None,
+    image: str | None = None,
 ) -> Spec:
     """Turn a spec string plus flag overrides into a validated :class:`Spec`.
+
+    ``node`` sets a neck's fusion node (``--node``); ``backbone`` and ``image`` give the inputs as
+    that backbone's pyramid (``--backbone``, ``--image``; ``image`` alone re-sizes a preset's backbone).
 
     ``check_options=False`` leaves block options untyped (no block class, so no torch and no
     user code): enough for the size checks the command line makes before importing torch;
@@ -367,15 +442,33 @@ def resolve_spec(
                             "--in 64x32x32", field="--in")
         base = Spec(name=userblock.display_name(ref), block=ref, inputs=[], out=None)
     return override(base, inputs=inputs, out=out, options=options, batch=batch, pack=pack,
-                    check_options=check_options)
+                    check_options=check_options, node=node, backbone=backbone, image=image)
 
 
 def override(base: Spec, *, inputs=None, out=None, options=None, batch=None, pack=None,
-             check_options: bool = True) -> Spec:
+             check_options: bool = True, node=None, backbone=None, image=None) -> Spec:
     """``base`` with the flags applied (in place) and checked: shapes, names, pack, out, batch, options."""
+    options = dict(options or {})
+    if node is not None:
+        options["node"] = node
+    if "node" in options and registry.is_neck(base.block):
+        options["node"] = node_of(options["node"], "--node" if node is not None else "--set node")
+    if backbone is not None or image is not None:
+        if inputs:
+            raise SpecError("--in: give --in or --backbone, not both", field="--in")
+        name = backbone if backbone is not None else base.backbone
+        if name is None:
+            raise SpecError(f"--image: needs --backbone NAME ({base.name!r} has no backbone)", field="--image")
+        if image is None and base.image is None:
+            raise SpecError(f"--backbone: needs --image HxW (the image size), e.g. --image 800x1333", field="--image")
+        size = parse_image(image) if image is not None else base.image
+        base.inputs, base.input_names = parse_inputs(get_backbone(name).pyramid(*size), "--backbone")
+        base.inputs_field, base.backbone, base.image = "--backbone", name, size
+        if registry.is_neck(base.block) and backbone is not None and "first_level" not in options:
+            options["first_level"] = get_backbone(name).first_level
     if inputs:
         base.inputs, base.input_names = parse_inputs(list(inputs))
-        base.inputs_field = "--in"
+        base.inputs_field, base.backbone, base.image = "--in", None, None
     if out is not None:
         base.out = _positive_int(out, "--out")
     if batch is not None:
@@ -387,6 +480,10 @@ def override(base: Spec, *, inputs=None, out=None, options=None, batch=None, pac
                            "--pack" if pack is not None or base.path is None else f"{base.path}: pack")
     if base.builtin:
         check_builtin_inputs(base)
+    if not base.neck and base.obj is None and base.block in registry.kinds() and any(
+            k == "node" or k.startswith("node.") for k in base.options):
+        raise SpecError(f"--node: '{base.block}' is a block; a node is a neck's option (neck:fpn, neck:bifpn, ...)",
+                        field="--node")
     if check_options:
         base.options = typed_options(base, base.options)
     return base

@@ -13,6 +13,9 @@ option's own values contain commas, e.g. ``kernels=1,3;1,3,5``):
 ``channels``  the first input's width (C: the first dimension of CxHxW and CxDxHxW, the last of
               NxC and C) becomes C; every input width and the output width (when set) are
               scaled by C / C1 (C1: the first input's width before the sweep), rounded, at least 1.
+``image``     the image size (S for SxS, or HxW) of a spec whose inputs are a backbone's pyramid
+              (``--backbone``, a preset's ``backbone``): each level's shape recomputed from the
+              backbone table (fusioncli.backbones), as ``--image`` does.
 ``batch``     the batch size.
 ``out``       the output width alone.
 any other     a block option (as ``--set NAME=V``); numeric when every value is a number.
@@ -40,9 +43,9 @@ from typing import Any
 from .errors import SpecError
 from .report import ErrorEntry, Report, entry_from_dict
 from .pareto import METRICS, value
-from .spec import Spec, format_input, format_shape
+from .spec import Spec, format_input, format_shape, parse_input
 
-RESERVED = ("size", "channels", "batch", "out")
+RESERVED = ("size", "channels", "batch", "out", "image")
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,13 @@ def parse_vary(items: Sequence[str] | None) -> dict[str, list[Any]]:
         raw = [v.strip() for v in rest.split(";" if ";" in rest else ",") if v.strip()]
         if len(set(raw)) != len(raw):
             raise SpecError.bad(f"--vary {name}", rest, "each value at most once")
-        if name in RESERVED:
+        if name == "image":
+            from .backbones import parse_image
+
+            for v in raw:
+                parse_image(v, "--vary image")
+            out[name] = [_number(v) if _number(v) is not None else v for v in raw]
+        elif name in RESERVED:
             vals = [_number(v) for v in raw]
             if not all(isinstance(v, int) and v > 0 for v in vals):
                 raise SpecError.bad(f"--vary {name}", rest, "allowed: comma-separated positive integers")
@@ -146,6 +155,15 @@ def apply_point(base: Spec, values: dict[str, Any]) -> dict[str, Any]:
     inputs = [list(s) for s in base.inputs]
     out = base.out
     result: dict[str, Any] = {}
+    if "image" in values:
+        from .backbones import get_backbone, parse_image
+
+        if base.backbone is None:
+            raise SpecError(f"--vary image: {base.name!r} has no backbone; give --backbone NAME (or vary size)",
+                            field="--vary")
+        size = parse_image(values["image"], "--vary image")
+        inputs = [list(parse_input(t)[1]) for t in get_backbone(base.backbone).pyramid(*size)]
+        result["inputs"] = inputs
     if "size" in values:
         dims = _size_dims(tuple(inputs[0]))
         if not dims:

@@ -143,7 +143,12 @@ def load(spec) -> Any:
     """The callable (or, from the Python API, the instance) a spec names; imported once per process."""
     if spec.obj is not None:
         return spec.obj
-    ref = spec.block
+    return load_reference(spec.block)
+
+
+def load_reference(ref: str) -> Any:
+    """The callable a resolved reference (``/abs/file.py:Name``, ``package.module:Name``, a plugin kind)
+    names; imported once per process."""
     if ref not in _LOADED:
         _LOADED[ref] = _load_reference(ref)
     return _LOADED[ref]
@@ -308,7 +313,7 @@ def _label(obj: Any) -> str:
     return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
-def _channels_arg(obj: Any, widths: list[int]) -> int | list[int]:
+def channels_arg(obj: Any, widths: list[int]) -> int | list[int]:
     sig = _signature(obj)
     p = sig.parameters["in_channels"]  # type: ignore[union-attr]
     ann = arguments._strip_optional(arguments.annotation_of(p, _hints(obj)))
@@ -328,7 +333,7 @@ def constructor_kwargs(obj: Any, spec) -> dict[str, Any]:
     kwargs = typed_options(spec, spec.options)
     convention = takes(obj)
     if "in_channels" in convention:
-        kwargs["in_channels"] = _channels_arg(obj, [channels_of(s) for s in spec.inputs])
+        kwargs["in_channels"] = channels_arg(obj, [channels_of(s) for s in spec.inputs])
     if "out_channels" in convention:
         p = _signature(obj).parameters["out_channels"]  # type: ignore[union-attr]
         if spec.out is not None:
@@ -369,8 +374,11 @@ def construct(obj: Any, kwargs: dict[str, Any], roots: list[str]):
 
 def roots_of(spec) -> list[str]:
     """Folders whose files count as the user's code, for error locations."""
-    obj = spec.obj
-    ref = spec.block
+    return reference_roots(spec.block, spec.obj)
+
+
+def reference_roots(ref: str, obj: Any = None) -> list[str]:
+    """Folders whose files count as the code of the block ``ref`` (or the object ``obj``)."""
     if obj is None and ":" in ref and ref.rpartition(":")[0].endswith(".py"):
         return [str(Path(ref.rpartition(":")[0]).parent)]
     target = obj if obj is not None else _LOADED.get(ref)

@@ -87,7 +87,7 @@ def test_shell_completion_of_specs_without_torch():
     env = {**os.environ, "_FUSION_COMPLETE": "complete_bash", "COMP_WORDS": "fusion inspect dpt", "COMP_CWORD": "2"}
     r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["dpt", "dpt-vitb-level"]  # the kind, then the preset
+    assert r.stdout.split() == ["dpt", "dpt-vitb-decoder", "dpt-vitb-level"]  # the kind, then the presets
     assert "torch" not in probe(r.stderr)
 
 

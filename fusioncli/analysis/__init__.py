@@ -21,7 +21,7 @@ from torchinfo import summary
 
 from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
-from ..report import Bytes, Cost, Layer, Memory, Report, Timing
+from ..report import Bytes, Cost, Layer, Memory, NodeRow, Report, Timing
 from ..spec import Spec, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
@@ -166,13 +166,22 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          cost: Cost) -> Timing:
-    """Build the block on the real device and time it; add the derived throughput figures."""
+          cost: Cost) -> tuple[Timing, dict[str, float] | None]:
+    """Build the block on the real device and time it; add the derived throughput figures. For a neck
+    timed in plain forward mode, also each node's median time inside it."""
     spec = r.spec
     build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
     real = build(r, device, build_dtype)
     args, kwargs = make_inputs(spec, device, build_dtype)
     t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, mode=mode, dtype=tdtype)
+    nodes = None
+    if _neck_nodes(real) and mode == TimingMode():
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            nodes = _node_latency(real, args, kwargs, device)
+        finally:
+            torch.set_num_threads(before)
     seconds = t.median_ms / 1e3
     forward = not mode.backward
     return replace(
@@ -181,7 +190,7 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
         gflops_per_s=cost.flops / seconds / 1e9 if forward and seconds > 0 else None,
         gbytes_per_s=cost.bytes.total / seconds / 1e9 if forward and seconds > 0 else None,
         samples_per_s=spec.batch / seconds if seconds > 0 else None,
-    )
+    ), nodes
 
 
 class _ForwardFailed(Exception):
@@ -201,6 +210,7 @@ class _Counted:
     cost: Any  # CostResult
     outputs: list[tuple[str, torch.Tensor]]
     device: str
+    node_shapes: dict[str, tuple[list[list[int]], list[int]]]  # a neck's nodes: (input shapes, output shape)
 
 
 def _count(r: Recipe, device: str, tdtype: torch.dtype, depth: int, model: torch.nn.Module | None = None) -> _Counted:
@@ -209,6 +219,10 @@ def _count(r: Recipe, device: str, tdtype: torch.dtype, depth: int, model: torch
     args, kwargs = make_inputs(r.spec, device, tdtype)
     captured: list[Any] = []
     hook = model.register_forward_hook(lambda m, i, o: captured.append(o))
+    node_shapes: dict[str, tuple[list[list[int]], list[int]]] = {}
+    node_hooks = [node.register_forward_hook(
+        lambda m, i, o, node_id=node_id: node_shapes.__setitem__(node_id, ([list(x.shape) for x in i], list(o.shape))))
+        for node_id, node in _neck_nodes(model)]
     counter = CostCounter(root_name=type(model).__name__)
     data = kwargs if kwargs else list(args)
     try:
@@ -223,12 +237,85 @@ def _count(r: Recipe, device: str, tdtype: torch.dtype, depth: int, model: torch
         raise _ForwardFailed(e.__cause__ or e) from e  # torchinfo's "Failed to run torchinfo" wraps the cause
     finally:
         hook.remove()
+        for h in node_hooks:
+            h.remove()
     outputs = flatten_outputs(captured[-1]) if captured else []
     if not outputs:
         raise RunError(f"{r.spec.name}: forward returned no tensor "
                        f"({type(captured[-1]).__name__ if captured else 'nothing'}); expected a tensor or a tuple, "
                        "list or dict of tensors")
-    return _Counted(model, args, kwargs, stats, counter.result(), outputs, device)
+    return _Counted(model, args, kwargs, stats, counter.result(), outputs, device, node_shapes)
+
+
+def _neck_nodes(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """A neck's nodes in execution order (none for a block)."""
+    from ..necks.base import Neck
+
+    if not isinstance(model, Neck):
+        return []
+    return [(node_id, model.nodes[node_id]) for node_id, _ in model.plan]
+
+
+def _node_rows(counted: _Counted, latency: dict[str, float] | None) -> list[NodeRow] | None:
+    """One row per node of a neck: its place, shapes and cost (the by-module tally of ``nodes.ID``)."""
+    model = counted.model
+    nodes = _neck_nodes(model)
+    if not nodes:
+        return None
+    feeds = model.node_inputs()
+    rows = []
+    for node_id, node in nodes:
+        tally = counted.cost.by_module.get(f"nodes.{node_id}")
+        ins, out = counted.node_shapes.get(node_id, ([], []))
+        rows.append(NodeRow(
+            id=node_id, level=node.level, kind=_kind_shown(node.kind), merge=node.merge, inputs=list(feeds[node_id]),
+            input_shapes=ins, output_shape=out, params=sum(p.numel() for p in node.parameters()),
+            macs=tally.macs if tally else 0, flops=tally.flops if tally else 0,
+            bytes=(tally.bytes_read + tally.bytes_written) if tally else 0,
+            latency_ms=(latency or {}).get(node_id)))
+    return rows
+
+
+def _kind_shown(kind: str) -> str:
+    return kind if ":" not in kind else userblock.shown_reference(kind)
+
+
+def _node_latency(model: torch.nn.Module, args: tuple, kwargs: dict, device: str, runs: int = 7) -> dict[str, float]:
+    """Each node's median time (ms) over ``runs`` forwards of the whole neck (after one warm-up), timed by
+    hooks around the node (synchronising first on CUDA)."""
+    import statistics
+    import time as _t
+
+    nodes = _neck_nodes(model)
+    times: dict[str, list[float]] = {node_id: [] for node_id, _ in nodes}
+    start: dict[str, float] = {}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def pre(node_id):
+        def hook(m, i):
+            sync()
+            start[node_id] = _t.perf_counter()
+        return hook
+
+    def post(node_id):
+        def hook(m, i, o):
+            sync()
+            times[node_id].append((_t.perf_counter() - start[node_id]) * 1e3)
+        return hook
+
+    handles = [h for node_id, node in nodes
+               for h in (node.register_forward_pre_hook(pre(node_id)), node.register_forward_hook(post(node_id)))]
+    try:
+        with torch.no_grad():
+            model(*args, **kwargs)
+            for ts in times.values():
+                ts.clear()
+            for _ in range(runs):
+                model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return {node_id: statistics.median(ts) for node_id, ts in times.items() if ts}
 
 
 def as_spec(x: Any, *, inputs=None, out=None, options=None, batch=None, pack=None) -> Spec:
@@ -348,11 +435,11 @@ def analyze(
                                 torchinfo_mult_adds=counted.stats.total_mult_adds,
                                 torchinfo_layers=counted.stats.summary_list)
 
-    timing = None
+    timing = node_latency = None
     if time:
         nthreads = threads or torch.get_num_threads()
         try:
-            timing = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost)
+            timing, node_latency = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:
@@ -384,6 +471,7 @@ def analyze(
         input_names=spec.input_names,
         pack=spec.pack,
         counted_on=counted.device,
+        nodes=_node_rows(counted, node_latency),
     )
 
 

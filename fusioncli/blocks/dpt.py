@@ -73,9 +73,10 @@ class Upsample(nn.Module):
         self.mode = mode
         self.align_corners = align_corners if mode in ("bilinear", "bicubic") else None
 
-    def forward(self, x):
-        if self.size is not None:
-            return F.interpolate(x, size=self.size, mode=self.mode, align_corners=self.align_corners)
+    def forward(self, x, size=None):
+        size = size if size is not None else self.size
+        if size is not None:
+            return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=self.align_corners)
         return F.interpolate(x, scale_factor=self.scale_factor, mode=self.mode, align_corners=self.align_corners)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
@@ -133,13 +134,14 @@ class DPTFusion(FusionBlock):
         self.upsample = Upsample(scale_factor, fixed, self.resize_mode, self.align_corners)
         self.out_conv = nn.Conv2d(feats, self.out_features, kernel_size=1, bias=True)
 
-    def forward(self, *xs):
+    def forward(self, *xs, size=None):
+        """``size``: upsample to this (H, W) for this call (Depth Anything's ``forward(*xs, size=...)``)."""
         self.check_inputs(xs)
         xs = self.aligned(xs)
         if self.proj is not None:
             xs = [p(x) for p, x in zip(self.proj, xs)]
         # one expression: each intermediate map is freed as soon as the next layer has used it
-        return self.out_conv(self.upsample(self.rcu2(xs[0] if self.rcu1 is None else xs[0] + self.rcu1(xs[1]))))
+        return self.out_conv(self.upsample(self.rcu2(xs[0] if self.rcu1 is None else xs[0] + self.rcu1(xs[1])), size))
 
     def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
         h, w = self.reference_size([tuple(s[-2:]) for s in shapes])

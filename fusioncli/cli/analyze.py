@@ -98,7 +98,7 @@ def inspect_cmd(spec: SpecArg, *, by_op: ByOpOpt = False, by_module: ByModuleOpt
     except FusionError as e:
         fail(e, fmt.value)
     try:
-        resolved = run.precheck(spec)
+        resolved = run.precheck(spec, run.one_node("inspect"))
         analysis = _setup(run)
         state.quiet = run.quiet
         report = run_spec(analysis, resolved, run)
@@ -134,10 +134,17 @@ def compare_cmd(specs: SpecsArg, *, baseline: BaselineOpt = None, sort: SortOpt 
     try:
         specs = expand_specs(specs)
         choice = CompareChoice.parse(baseline=baseline, sort=sort, pareto=pareto, plot=plot, timed=not run.no_time)
+        nodes = run.node or [None]
+        pairs = [(text, node) for text in specs for node in nodes]  # several --node: each SPEC with each node
+        if len(nodes) > 1:
+            specs = [f"{text}[{node}]" for text, node in pairs]
         resolved: list = []  # each spec resolved and size-checked once, before torch is imported
-        for text in specs:
+        for label, (text, node) in zip(specs, pairs):
             try:
-                resolved.append(run.precheck(text))
+                spec = run.precheck(text, node)
+                if len(nodes) > 1:
+                    spec.name = label
+                resolved.append(spec)
             except FusionError as e:
                 resolved.append(e)
         choice.check_baseline(specs, resolved)

@@ -34,15 +34,18 @@ def blocks_cmd(
 
     fmt = Format.json if as_json else fmt
     rows = [registry.get_info(k) for k in registry.list_fusions(pattern)]
+    necks = [registry.get_info(k) for k in registry.list_necks(pattern)]
     plugins = {k: ep for k, ep in plugin_kinds().items()
                if fnmatch.fnmatchcase(k, pattern) and k not in registry.kinds()}
-    if not rows and not plugins:  # as a glob that matches no preset file in compare: say so, exit 2
+    if not rows and not necks and not plugins:  # as a glob that matches no preset file in compare: say so, exit 2
         kinds = [*registry.list_fusions(), *plugin_kinds()]
         fail(SpecError.bad("PATTERN", pattern, "matches no block kind; kinds: " + ", ".join(kinds), choices=kinds),
              fmt.value)
     if fmt == Format.json:
         json.dump([{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
                     "default_out": b.out} for b in rows]
+                  + [{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
+                      "default_out": b.out, "neck": True} for b in necks]
                   + [{"kind": k, "summary": None, "source": f"plugin: {ep.value}", "default_inputs": None,
                       "default_out": None, "plugin": plugin_distribution(ep)} for k, ep in plugins.items()],
                   sys.stdout, indent=2)
@@ -58,7 +61,17 @@ def blocks_cmd(
         table.add_row(b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}")
     for k, ep in plugins.items():
         table.add_row(k, f"plugin from {plugin_distribution(ep)} (fusion explain {k})", ep.value, "--in needed")
-    Console(highlight=False, markup=False, emoji=False).print(table)  # plain cells: half the render time
+    console = Console(highlight=False, markup=False, emoji=False)  # plain cells: half the render time
+    if rows or plugins:
+        console.print(table)
+    if necks:
+        table = Table(title="Necks (the fusion node swaps with --node KIND; inputs from --backbone NAME --image HxW)",
+                      header_style="bold")
+        for col in ("kind", "what it computes", "source", "default inputs -> out"):
+            table.add_column(col)
+        for b in necks:
+            table.add_row(b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}")
+        console.print(table)
 
 
 @app.command("presets")
@@ -91,11 +104,12 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
 
 @app.command("explain")
 def explain_cmd(
-    topic: Annotated[str, typer.Argument(metavar="KIND|costs", help="A block kind, or 'costs' for the counting "
-                                                                    "convention.")],
+    topic: Annotated[str, typer.Argument(metavar="KIND|costs|backbones", help="A block or neck kind, 'costs' for "
+                                         "the counting convention, or 'backbones' for the --backbone table.")],
 ) -> None:
-    """Show a block's paper, formula, shape contract, options with defaults, and where the
-    paper and its reference code differ; or, with 'costs', the FLOP counting convention."""
+    """Show a block's or a neck's paper, formula, shape contract, options with defaults, and where the
+    paper and its reference code differ; 'costs': the FLOP counting convention; 'backbones': the
+    feature pyramids of --backbone."""
     import inspect
 
     from rich.console import Console
@@ -106,6 +120,9 @@ def explain_cmd(
         from ..analysis import cost  # imports torch
 
         console.print(inspect.getdoc(cost), markup=False)
+        return
+    if topic == "backbones":
+        _explain_backbones(console)
         return
     if topic not in registry.kinds():
         _explain_user(console, topic)
@@ -128,7 +145,30 @@ def explain_cmd(
         default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
         table.add_row(opt.name, opt.describe(), "auto" if default is None else str(default))
     console.print(table)
+    if registry.is_neck(topic):
+        console.print(f"The node's options: --set node.NAME=VALUE (`fusion explain {options['node'].default}` for the "
+                      "default node's). Each merge resizes (and, where the topology does, projects) its inputs to "
+                      "what the node needs, as layers of the node: proj.i and resize.i in the per-layer table.")
     console.print(f"default inputs: {' '.join(info.inputs)} -> out {info.out}")
+
+
+def _explain_backbones(console) -> None:
+    """The table behind ``--backbone``: widths, strides, rounding and where each comes from."""
+    from rich.table import Table
+
+    from .. import backbones
+
+    console.print(backbones.__doc__.split("\n\n", 1)[1].strip(), markup=False)
+    table = Table(title="Backbones (--backbone NAME --image HxW)", header_style="bold")
+    for col in ("name", "levels", "widths", "strides", "sizes", "at 512x512", "source"):
+        table.add_column(col)
+    for b in backbones.BACKBONES.values():
+        levels = f"C{b.first_level}-C{b.first_level + len(b.widths) - 1}"
+        strides = ", ".join(f"{s:g}" for s in b.strides)
+        at = " ".join(f"{h}x{w}" for h, w in b.sizes(512, 512))
+        table.add_row(b.name, levels, ", ".join(map(str, b.widths)), strides,
+                      b.rounding + (f" (patch {b.patch})" if b.patch else ""), at, b.source)
+    console.print(table, markup=False)
 
 
 def _explain_user(console, topic: str) -> None:

@@ -42,6 +42,14 @@ InputsOpt = Annotated[Optional[list[str]], typer.Option(
 PackOpt = Annotated[Optional[Pack], typer.Option(
     "--pack", help="How inputs are passed to forward: separate tensors (args, default), one list, one dict of "
     "named inputs, or keyword arguments (kwargs).")]
+NodeOpt = Annotated[Optional[list[str]], typer.Option(
+    "--node", metavar="KIND", help="A neck's fusion node (neck:fpn, ...): a block kind or FILE.py:NAME; its options "
+    "as --set node.NAME=VALUE. compare takes several (one row per SPEC and node).")]
+BackboneOpt = Annotated[Optional[str], typer.Option(
+    "--backbone", metavar="NAME", help="Inputs from a backbone's feature pyramid at --image, instead of --in "
+    "(resnet50, convnext_tiny, efficientnet_b0, mit_b0, vit_b, yolov8s, ...: `fusion explain backbones`).")]
+ImageOpt = Annotated[Optional[str], typer.Option(
+    "--image", metavar="HxW", help="Image size for --backbone (or a preset's backbone), e.g. 800x1333 or 512.")]
 OutOpt = Annotated[Optional[int], typer.Option("--out", metavar="C", help="Output channels.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KEY=VALUE", help="Block option or constructor argument, repeatable (e.g. --set r=4). See `fusion explain KIND`.")]
@@ -105,6 +113,9 @@ class RunOptions:
     The annotations are the command-line declarations; :func:`run_options` adds them to a command."""
 
     inputs: InputsOpt = None
+    backbone: BackboneOpt = None
+    image: ImageOpt = None
+    node: NodeOpt = None
     out: OutOpt = None
     sets: SetOpt = None
     batch: BatchOpt = None
@@ -125,21 +136,32 @@ class RunOptions:
     force: ForceOpt = False
     output: OutputOpt = None
 
-    def resolve(self, spec_text: str):
-        """The spec with the overriding flags, resolved once, without importing torch or user code."""
+    def one_node(self, command: str) -> str | None:
+        """The ``--node`` of a command that takes at most one."""
+        if self.node and len(self.node) > 1:
+            from ..errors import SpecError
+
+            hint = "use --vary node=" + ",".join(self.node) if command == "sweep" else "compare takes several"
+            raise SpecError(f"--node: {command} takes one node, got {len(self.node)} ({', '.join(self.node)}); "
+                            f"{hint}", field="--node")
+        return self.node[0] if self.node else None
+
+    def resolve(self, spec_text: str, node: str | None = None):
+        """The spec with the overriding flags (``node``: the one ``--node`` of this spec), resolved once,
+        without importing torch or user code."""
         from ..spec import parse_set, resolve_spec
 
         return resolve_spec(spec_text, inputs=self.inputs, out=self.out, options=parse_set(self.sets),
                             batch=self.batch, pack=self.pack.value if self.pack is not None else None,
-                            check_options=False)
+                            check_options=False, node=node, backbone=self.backbone, image=self.image)
 
-    def precheck(self, spec_text: str):
+    def precheck(self, spec_text: str, node: str | None = None):
         """Resolve the spec and check size limits and inputs against free RAM, before torch is imported:
         an absurd shape fails in well under a second (the full memory guard follows the meta pass, in
         :func:`fusioncli.analysis.analyze`). Returns the resolved spec."""
         from ..limits import check_inputs_fit, check_shapes
 
-        spec = self.resolve(spec_text)
+        spec = self.resolve(spec_text, node)
         check_shapes(spec, self.dtype.value, force=self.force)
         if not self.no_time or self.crosscheck:
             check_inputs_fit(spec, self.dtype.value, device=self.device.value, force=self.force)
@@ -193,10 +215,11 @@ def run_options(*, omit: tuple[str, ...] = (), defaults: dict[str, Any] | None =
 
 
 def complete_spec(incomplete: str) -> list[str]:
-    """Shell completion of a SPEC: block kinds, plugin kinds (metadata only) and bundled preset names
+    """Shell completion of a SPEC: block and neck kinds, plugin kinds (metadata only) and bundled preset names
     (no torch, no user file executed)."""
-    from ..registry import list_fusions
+    from ..registry import list_fusions, list_necks
     from ..spec import bundled_presets
     from ..userblock import plugin_kinds
 
-    return [n for n in (*list_fusions(), *plugin_kinds(), *bundled_presets()) if n.startswith(incomplete)]
+    return [n for n in (*list_fusions(), *list_necks(), *plugin_kinds(), *bundled_presets())
+            if n.startswith(incomplete)]

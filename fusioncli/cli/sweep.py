@@ -62,6 +62,12 @@ def _check_options(vary: dict, bases: dict) -> None:
         return
     blocks = {b.block if b.builtin else b.name for b in specs}
     known = {k for b in specs for k in (block_options(b.block) if b.builtin else options_of(load(b)))}
+    for b in specs:  # a neck's node options, node.NAME, by its node kind
+        if b.neck:
+            from ..registry import node_options
+
+            node = b.options.get("node", block_options(b.block)["node"].default)
+            known |= {f"node.{k}" for k in node_options(node)}
     for name in names:
         if name not in known:
             raise SpecError.bad("--vary", name, "allowed: size, channels, batch, out or an option of "
@@ -168,10 +174,10 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         if plot_path is not None:
             plot_variable(grid_vars)
         bases: dict = {}
-        shaping = {k: v[0] for k, v in grid_vars.items() if k in ("size", "channels")}
+        shaping = {k: v[0] for k, v in grid_vars.items() if k in ("size", "channels", "image")}
         for text in specs:  # resolved and size-checked once, before torch is imported
             try:
-                bases[text] = run.precheck(text)
+                bases[text] = run.precheck(text, run.one_node("sweep"))
                 S.apply_point(bases[text], shaping)  # a shape the grid cannot vary fails once, here
             except FusionError as e:
                 if len(specs) == 1:

@@ -95,6 +95,49 @@ def _layers(r: Report) -> Table:
     return t
 
 
+def share(part: float | None, whole: float | None) -> str:
+    return "-" if part is None or not whole else f"{100 * part / whole:.1f}%"
+
+
+def _nodes(r: Report) -> Table:
+    """One row per node of a neck, then the totals; shares of the neck's FLOPs (and time, when timed)."""
+    timed = any(n.latency_ms is not None for n in r.nodes or ())
+    total_ms = sum(n.latency_ms or 0 for n in r.nodes or ())
+    t = Table(title="Nodes (merges marked *; shares of the neck's FLOPs" + (" and time" if timed else "") + ")",
+              header_style="bold")
+    for col in ("node", "lvl", "kind", "inputs -> output", "params", "MACs", "FLOPs", "bytes", "FLOPs %",
+                *(("time ms", "time %") if timed else ())):
+        t.add_column(col, justify="left" if col in ("node", "kind", "inputs -> output") else "right")
+    for n in r.nodes or ():
+        shapes = " + ".join(format_shape(s[1:]) for s in n.input_shapes) + " -> " + format_shape(n.output_shape[1:])
+        t.add_row(("* " if n.merge else "  ") + n.id, str(n.level), n.kind, shapes, f"{n.params:,}", f"{n.macs:,}",
+                  f"{n.flops:,}", f"{n.bytes:,}", share(n.flops, r.cost.flops),
+                  *((f"{n.latency_ms:.3f}" if n.latency_ms is not None else "-", share(n.latency_ms, total_ms))
+                    if timed else ()))
+    t.add_row("  total", "", "", f"{len(r.nodes or ())} nodes", f"{r.params['total']:,}", f"{r.cost.macs:,}",
+              f"{r.cost.flops:,}", f"{r.cost.bytes.total:,}", "100.0%",
+              *((f"{total_ms:.3f}", "100.0%") if timed else ()), style="bold")
+    return t
+
+
+def _node_comparison(reports: list[Report], metric: str) -> Table:
+    """Necks side by side, node by node: one column per design (exact ``params`` or ``macs``)."""
+    label = {"params": "params", "macs": "MACs"}[metric]
+    t = Table(title=f"{label} per node", header_style="bold")
+    t.add_column("node")
+    for r in reports:
+        t.add_column(r.name, justify="right")
+    ids = list(dict.fromkeys(n.id for r in reports for n in r.nodes or ()))
+    rows = [{n.id: n for n in r.nodes or ()} for r in reports]
+    for node_id in ids:
+        cells = [f"{getattr(row[node_id], metric):,}" if node_id in row else "-" for row in rows]
+        merge = any(node_id in row and row[node_id].merge for row in rows)
+        t.add_row(("* " if merge else "  ") + node_id, *cells)
+    totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports]
+    t.add_row("  total", *(f"{v:,}" for v in totals), style="bold")
+    return t
+
+
 def _breakdown(title: str, items: dict) -> Table:
     t = Table(title=title, header_style="bold")
     for col in ("name", "calls", "MACs", "FLOPs", "bytes moved"):
@@ -141,6 +184,8 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
                       "device)[/yellow]")
     if r.layers:
         console.print(_layers(r))
+    if r.nodes is not None:
+        console.print(_nodes(r))
     console.print(_summary(r))
     if r.crosscheck:
         console.print(_crosscheck(r))
@@ -173,7 +218,8 @@ def render_compare(console: Console, env: Envelope) -> None:
             t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * (9 + pareto))
             continue
         q = ratios.get(r.name, {})
-        shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+        shapes = (f"{len(r.inputs)} maps -> {len(r.outputs)} maps" if r.nodes is not None else
+                  " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:]))
         t.add_row(r.name, r.block, shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
                   mark("macs", r.name, si(r.cost.macs)), ratio(q.get("macs")),
                   mark("flops", r.name, si(r.cost.flops)), ratio(q.get("flops")),
@@ -181,6 +227,10 @@ def render_compare(console: Console, env: Envelope) -> None:
                   mark("latency", r.name, latency(r)), ratio(q.get("latency_ms")),
                   *(["✓" if r.name in env.pareto_front else ""] if pareto else []))
     console.print(t)
+    necks = [r for r in ok if r.nodes is not None]
+    if len(necks) > 1:
+        for metric in ("params", "macs"):
+            console.print(_node_comparison(necks, metric))
     for r in env.failed:
         console.print(f"[red]{r.name}: {r.error['message']}[/red]", markup=True)
     if pareto and env.pareto_metrics:
