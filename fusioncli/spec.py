@@ -371,7 +371,9 @@ def typed_options(spec: Spec, raw: dict[str, Any]) -> dict[str, Any]:
     typed: dict[str, Any] = {}
     for key, value in raw.items():
         field = spec.option_fields.get(key, "--set")
-        if spec.builtin:
+        if spec.builtin and key.startswith("node.") and "node" in raw:  # typed by the neck's node kind
+            typed[key] = registry.coerce_options(spec.block, {"node": raw["node"], key: value}, field=field)[key]
+        elif spec.builtin:
             typed.update(registry.coerce_options(spec.block, {key: value}, field=field))
         else:
             typed.update(userblock.coerce_options(userblock.load(spec), {key: value}, field=field))

@@ -78,6 +78,18 @@ def test_every_block_kind_validates_in_one_compare(validator):
     assert [r["name"] for r in d["reports"]] == registry.list_fusions()
 
 
+def test_every_neck_validates_with_its_nodes(validator):
+    """Each neck at small shapes, timed (node latencies) and not: ``nodes`` entries hold the schema."""
+    d = emitted("compare", *registry.list_necks(), "--in", "8x16x16", "--in", "16x8x8", "--in", "32x4x4", "--out", "8",
+                "--min-time", "0.01", "--json")
+    check(validator, d)
+    assert [r["name"] for r in d["reports"]] == registry.list_necks()
+    assert all(r["nodes"] and r["nodes"][0]["latency_ms"] is not None for r in d["reports"])
+    d = emitted("inspect", "neck:fpn", "--in", "8x16x16", "--in", "16x8x8", "--out", "8", "--no-time", "--json")
+    check(validator, d)
+    assert d["reports"][0]["nodes"][0]["latency_ms"] is None
+
+
 def test_compare_with_error_rows_validates(validator):
     d = emitted("compare", "add", "nosuchblock", "concat", *TINY, "--no-time", "--json", code=2)
     check(validator, d)
