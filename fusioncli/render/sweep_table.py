@@ -7,10 +7,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..report import Envelope, ErrorEntry
-from ..spec import format_shape
 from ..pareto import METRICS
 from ..sweep import exponent_text
-from .table import binary, latency, si
+from .table import binary, latency, shapes_text, si
 
 
 def render_sweep(console: Console, env: Envelope) -> None:
@@ -28,7 +27,7 @@ def render_sweep(console: Console, env: Envelope) -> None:
         if isinstance(r, ErrorEntry):
             t.add_row(escape(r.name), *values, f"[red]error: {escape(r.error['message'])}[/red]", *["-"] * 6)
             continue
-        shapes = " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+        shapes = shapes_text(r)
         t.add_row(r.name, *values, shapes, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
                   binary(r.cost.bytes.total), binary(r.memory.peak_activation_bytes), latency(r))
     console.print(t)

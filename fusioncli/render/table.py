@@ -41,6 +41,14 @@ def latency(r: Report) -> str:
     return f"{t.median_ms:.3f} ± {t.iqr_ms:.3f}"
 
 
+def shapes_text(r: Report) -> str:
+    """A row's ``inputs -> output`` cell: the shapes, or for a neck its levels (the node table has the shapes)."""
+    if r.nodes is not None:
+        first = r.inputs[0][2:]
+        return f"{len(r.inputs)} levels (finest {format_shape(first)}) -> {len(r.outputs)}"
+    return " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+
+
 def _summary(r: Report) -> Table:
     t = Table(title="Summary", show_header=True, header_style="bold")
     t.add_column("metric")
@@ -218,8 +226,7 @@ def render_compare(console: Console, env: Envelope) -> None:
             t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * (9 + pareto))
             continue
         q = ratios.get(r.name, {})
-        shapes = (f"{len(r.inputs)} maps -> {len(r.outputs)} maps" if r.nodes is not None else
-                  " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:]))
+        shapes = shapes_text(r)
         t.add_row(r.name, r.block, shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
                   mark("macs", r.name, si(r.cost.macs)), ratio(q.get("macs")),
                   mark("flops", r.name, si(r.cost.flops)), ratio(q.get("flops")),
