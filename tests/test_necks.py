@@ -403,3 +403,18 @@ def test_a_node_that_cannot_serve_names_the_merge():
         registry.create_fusion("neck:bifpn", [8, 16, 32], 16, node="aff")
     code, out, err = run_main("inspect", "neck:segformer", "--node", "crossattn", "--no-time")
     assert code == 2 and "node 'fuse'" in err and "4 inputs" in err
+
+
+def test_markdown_has_the_node_table():
+    code, out, err = run_main("inspect", "neck:fpn", "--in", "8x16x16", "--in", "16x8x8", "--out", "8", "--no-time",
+                              "-f", "markdown")
+    assert code == 0, err
+    # output_P2: 3x3 conv 8 -> 8 at 16x16: 9 x 8 x 8 x 256 MACs
+    assert "| output_P2 | 2 | conv3x3 | 8x16x16 -> 8x16x16 | 584 | 147,456 |" in out
+    assert "| \\* merge_P2 | 2 | add | 8x16x16 + 8x8x8 -> 8x16x16 | 0 | 0 | 2,048 |" in out
+
+
+def test_crosscheck_runs_on_a_neck_with_pooled_merges():
+    """fvcore traces with the JIT, where shapes are tensors: BiFPN's pooled resizes still run."""
+    r = analyze("neck:bifpn", inputs=["8x16x16", "16x8x8", "32x4x4"], out=8, time=False, crosscheck=True)
+    assert "error" not in r.crosscheck["fvcore"] and r.crosscheck["fvcore"]["value"] > 0

@@ -62,8 +62,8 @@ class PoolResize(Resize):
         self.pooling = pooling
 
     def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        th, tw = size
+        h, w = (int(d) for d in x.shape[-2:])  # ints under JIT tracing too (fvcore's --crosscheck)
+        th, tw = (int(d) for d in size)
         if self.pooling != "none" and h > th and w > tw:
             s = round(h / th)
             k, p = s + 1, s // 2

@@ -132,7 +132,7 @@ class Neck(nn.Module):
                 raise
             except Exception as e:
                 node = nodes[node_id]
-                shapes = " + ".join("x".join(map(str, a.shape[1:])) for a in args)
+                shapes = " + ".join("x".join(str(int(d)) for d in a.shape[1:]) for a in args)
                 raise RunError(f"node {node_id!r} ({getattr(node, 'kind', type(node).__name__)}, inputs {shapes}) "
                                f"failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
         return {name: env[node_id] for name, node_id in self.outputs.items()}

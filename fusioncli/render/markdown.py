@@ -42,6 +42,24 @@ def _exponents(envelope: Envelope, out: TextIO) -> None:
         out.write(f"| {_cell(r['spec'])} | {r['variable']} | " + " | ".join(cells) + " |\n")
 
 
+def _nodes(r: Report, out: TextIO, titled: bool) -> None:
+    """A neck's nodes (merges marked *), exact figures and the share of the neck's FLOPs."""
+    if titled:
+        out.write(f"\nNodes of {_cell(r.name)}\n")
+    timed = any(n.latency_ms is not None for n in r.nodes or ())
+    out.write("\n| node | level | kind | inputs -> output | params | MACs | FLOPs | bytes moved (B) | FLOPs share |"
+              + (" time (ms) |" if timed else "") + "\n|---|---:|---|---|---:|---:|---:|---:|---:|"
+              + ("---:|" if timed else "") + "\n")
+    for n in r.nodes or ():
+        shapes = " + ".join("x".join(map(str, s[1:])) for s in n.input_shapes) + " -> " + "x".join(
+            map(str, n.output_shape[1:]))
+        share = f"{100 * n.flops / r.cost.flops:.1f}%" if r.cost.flops else ""
+        mark = "\\* " if n.merge else ""
+        out.write(f"| {mark}{n.id} | {n.level} | {_cell(n.kind)} | {shapes} | {n.params:,} | "
+                  f"{n.macs:,} | {n.flops:,} | {n.bytes:,} | {share} |"
+                  + (f" {_cell(n.latency_ms)} |" if timed else "") + "\n")
+
+
 def render_markdown(envelope: Envelope, out: TextIO) -> None:
     rows = summary_rows(envelope)
     cols = [c for c in used_columns(envelope) if c == "name" or any(row.get(c) is not None for row in rows)]
@@ -62,6 +80,9 @@ def render_markdown(envelope: Envelope, out: TextIO) -> None:
         for layer in reports[0].layers:
             shape = "x".join(map(str, layer.output_shape))
             out.write(f"| {'  ' * (layer.depth - 1)}{layer.name} | {layer.type} | {shape} | {layer.params:,} |\n")
+    for r in reports if not envelope.sweep else ():
+        if r.nodes is not None:
+            _nodes(r, out, titled=len(reports) > 1)
     if envelope.best and len(reports) > 1:
         out.write("\nBold: the lowest value of its column.")
         if envelope.pareto_metrics:
