@@ -430,8 +430,8 @@ def resolve_spec(
     else:
         ref = userblock.parse_reference(spec, field="SPEC")
         if ref is None:
-            names = [*registry.list_fusions(), *presets, *userblock.plugin_kinds()]
-            raise SpecError.bad("SPEC", spec, "expected a block kind, a bundled preset name, a preset file, "
+            names = [*registry.list_fusions(), *registry.list_necks(), *presets, *userblock.plugin_kinds()]
+            raise SpecError.bad("SPEC", spec, "expected a block or neck kind, a bundled preset name, a preset file, "
                                 "FILE.py:NAME, package.module:NAME or a plugin kind (see `fusion blocks` and "
                                 "`fusion presets`)", choices=names)
         if not inputs:

@@ -86,6 +86,8 @@ def plugin_distribution(ep: Any) -> str:
 def parse_reference(text: str, *, field: str = "SPEC", base_dir: Path | None = None) -> str | None:
     """A user block reference, checked without importing anything: ``/abs/file.py:Name``,
     ``package.module:Name`` or a plugin kind; ``None`` when ``text`` is none of them."""
+    if text.startswith("neck:"):  # the necks' namespace (fusioncli.registry.NECKS), never a module
+        return None
     path, sep, name = text.rpartition(":")
     if sep and path.endswith(".py"):
         if not _NAME.fullmatch(name):

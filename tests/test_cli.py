@@ -115,11 +115,11 @@ def test_csv_and_markdown():
 
 def test_blocks_and_presets_listings():
     r = run("blocks", "--json")
-    kinds = [b["kind"] for b in json.loads(r.stdout)]
+    kinds = [b["kind"] for b in json.loads(r.stdout)["blocks"]]
     assert kinds[:4] == ["concat", "add", "gated", "multiscale"]
     assert "Fusion blocks" in run("blocks").stdout
     r = run("presets", "--json")
-    names = [p["name"] for p in json.loads(r.stdout)]
+    names = [p["name"] for p in json.loads(r.stdout)["presets"]]
     assert names == sorted(bundled_presets())
     assert "unet-skip-concat" in run("presets").stdout
 
@@ -168,7 +168,7 @@ def test_bad_preset_files(tmp_path):
 def test_python_dash_m_and_listing_does_not_import_torch():
     out = subprocess.run([sys.executable, "-m", "fusioncli", "blocks", "--json"], capture_output=True, text=True,
                          check=True)
-    assert json.loads(out.stdout)[0]["kind"] == "concat"
+    assert json.loads(out.stdout)["blocks"][0]["kind"] == "concat"
     code = ("import sys; from typer.testing import CliRunner; from fusioncli.cli import app; "
             "r = CliRunner().invoke(app, ['presets']); assert r.exit_code == 0, r.output; "
             "CliRunner().invoke(app, ['blocks']); CliRunner().invoke(app, ['--help']); "

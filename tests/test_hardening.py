@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -100,7 +101,7 @@ BAD = [
     (("inspect", "missing.toml"), 2, ["missing.toml", "not found"]),
     (("inspect", "{tmp}"), 2, ["is a directory", "preset file"]),
     (("inspect", "/dev/zero"), 2, ["'/dev/zero' is not a regular file"]),
-    (("inspect", "a" * 5000), 2, ["SPEC: invalid value 'aaaa", "...", "expected a block kind"]),
+    (("inspect", "a" * 5000), 2, ["SPEC: invalid value 'aaaa", "...", "expected a block or neck kind"]),
     (("inspect", "a/" * 3000), 2, ["preset: cannot read 'a/a/", "File name too long"]),
     # --output
     (("inspect", "add", *TINY, "--no-time", "--output", "{tmp}/no/such/dir/r.json"), 2,
@@ -473,3 +474,33 @@ def test_cuda_memory_is_read_from_the_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", no_cuda)
     assert guard.available_memory("cuda") is None  # unknown: the guard stands aside
     guard.check_memory("b", memory, 0, device="cuda", dtype="float32")
+
+
+# --------------------------------------------------------------------------- outputs never replace inputs
+
+
+def test_an_output_that_is_an_input_or_another_output_is_refused(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text((Path(__file__).parent.parent / "presets" / "fpn-p4-add.toml").read_text())
+    before = preset.read_text()
+    code, out, err = run_main("inspect", str(preset), "--no-time", "-o", str(preset))
+    assert code == 2 and "is an input of this run" in err and preset.read_text() == before
+    code, out, err = run_main("compare", "add", "concat", *TINY, "--no-time", "-o", str(tmp_path / "a.png"),
+                              "--plot", str(tmp_path / "a.png"))
+    assert code == 2 and "is also --plot" in err and not (tmp_path / "a.png").exists()
+    user = tmp_path / "mine.py"
+    user.write_text("from torch import nn\nclass M(nn.Conv2d):\n    pass\n")
+    code, out, err = run_main("inspect", f"{user}:M", "--in", "8x4x4", "--no-time", "-o", str(user))
+    assert code == 2 and user.read_text().startswith("from torch")
+    link = tmp_path / "link.toml"
+    link.symlink_to(preset)
+    code, out, err = run_main("sweep", str(preset), "--vary", "size=8,16", "--no-time", "-o", str(link))
+    assert code == 2 and "is an input" in err and preset.read_text() == before
+    shard = tmp_path / "s.jsonl"
+    code, out, err = run_main("sweep", "add", *TINY, "--vary", "size=4,8", "--no-time", "-f", "jsonl", "-o", str(shard))
+    assert code == 0, err
+    kept = shard.read_text()
+    code, out, err = run_main("merge", str(shard), "-o", str(shard))
+    assert code == 2 and shard.read_text() == kept
+    code, out, err = run_main("inspect", "add", *TINY, "--no-time", "-o", os.devnull)  # special files: fine
+    assert code == 0

@@ -38,7 +38,7 @@ def probe(err: str) -> list[str]:
 def test_listing_imports_only_its_module_and_no_torch():
     r = launch("blocks", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)[1]["kind"] == "add"
+    assert json.loads(r.stdout)["blocks"][1]["kind"] == "add"
     assert probe(r.stderr) == ["fusioncli.cli.listing"]
 
 

@@ -90,6 +90,16 @@ def test_every_neck_validates_with_its_nodes(validator):
     assert d["reports"][0]["nodes"][0]["latency_ms"] is None
 
 
+def test_listings_validate(validator):
+    """blocks and presets --json are objects with schema_version and tool, like every other JSON output."""
+    d = emitted("blocks", "--json")
+    check(validator, d)
+    assert d["schema_version"] == SCHEMA_VERSION and d["blocks"][0]["kind"] == "concat"
+    d = emitted("presets", "--json")
+    check(validator, d)
+    assert "resnet50-fpn" in [p["name"] for p in d["presets"]]
+
+
 def test_compare_with_error_rows_validates(validator):
     d = emitted("compare", "add", "nosuchblock", "concat", *TINY, "--no-time", "--json", code=2)
     check(validator, d)

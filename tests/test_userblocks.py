@@ -357,8 +357,8 @@ def test_plugin_listed_without_torch_and_analysed(tmp_path, monkeypatch):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 0, p.stderr
-    listing, _, tail = p.stdout.rpartition("]")
-    rows = json.loads(listing + "]")
+    listing, _, tail = p.stdout.rpartition("}")
+    rows = json.loads(listing + "}")["blocks"]
     plug = [r for r in rows if r["kind"] == "plugfuse"]
     assert plug and plug[0]["plugin"] == "fusionplug-demo 1.2" and "TORCH False 0" in tail
 

@@ -90,11 +90,11 @@ def inspect_cmd(spec: SpecArg, *, by_op: ByOpOpt = False, by_module: ByModuleOpt
                 fmt: FormatOpt = Format.table, as_json: JsonOpt = False, run: RunOptions) -> None:
     """Build one block and report shapes, layers, parameters, MACs/FLOPs, memory and latency."""
     from ..report import Envelope
-    from .output import check_output
+    from .output import check_output, spec_files
 
     fmt = Format.json if as_json else fmt
     try:
-        check_output(run.output)
+        check_output(run.output, inputs=spec_files([spec], run.node or ()))
     except FusionError as e:
         fail(e, fmt.value)
     try:
@@ -124,15 +124,17 @@ def compare_cmd(specs: SpecsArg, *, baseline: BaselineOpt = None, sort: SortOpt 
     """
     from ..report import Envelope, ErrorEntry
     from ..comparing import CompareChoice, expand_specs
-    from .output import check_output
+    from .output import check_output, spec_files
 
     fmt = Format.json if as_json else fmt
     try:
-        check_output(run.output)
+        specs = expand_specs(specs)
+        files = spec_files(specs, run.node or ())
+        check_output(run.output, inputs=files, others={"--plot": plot})
+        check_output(plot, inputs=files, field="--plot")
     except FusionError as e:
         fail(e, fmt.value)
     try:
-        specs = expand_specs(specs)
         choice = CompareChoice.parse(baseline=baseline, sort=sort, pareto=pareto, plot=plot, timed=not run.no_time)
         nodes = run.node or [None]
         pairs = [(text, node) for text in specs for node in nodes]  # several --node: each SPEC with each node

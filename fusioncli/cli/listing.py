@@ -19,6 +19,14 @@ from .errors import fail
 from .options import Format, FormatOpt, JsonOpt
 
 
+def _listing(key: str, entries: list) -> dict:
+    """A listing's JSON: the same envelope head as every other JSON output (schema ``listing``)."""
+    from .. import __version__
+    from ..report import SCHEMA_VERSION
+
+    return {"schema_version": SCHEMA_VERSION, "tool": {"name": "fusioncli", "version": __version__}, key: entries}
+
+
 @app.command("blocks")
 def blocks_cmd(
     pattern: Annotated[str, typer.Argument(help="fnmatch filter, e.g. 's*'.")] = "*",
@@ -42,13 +50,13 @@ def blocks_cmd(
         fail(SpecError.bad("PATTERN", pattern, "matches no block kind; kinds: " + ", ".join(kinds), choices=kinds),
              fmt.value)
     if fmt == Format.json:
-        json.dump([{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
-                    "default_out": b.out} for b in rows]
-                  + [{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
-                      "default_out": b.out, "neck": True} for b in necks]
-                  + [{"kind": k, "summary": None, "source": f"plugin: {ep.value}", "default_inputs": None,
-                      "default_out": None, "plugin": plugin_distribution(ep)} for k, ep in plugins.items()],
-                  sys.stdout, indent=2)
+        entries = ([{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
+                     "default_out": b.out} for b in rows]
+                   + [{"kind": b.kind, "summary": b.summary, "source": b.source, "default_inputs": list(b.inputs),
+                       "default_out": b.out, "neck": True} for b in necks]
+                   + [{"kind": k, "summary": None, "source": f"plugin: {ep.value}", "default_inputs": None,
+                       "default_out": None, "plugin": plugin_distribution(ep)} for k, ep in plugins.items()])
+        json.dump(_listing("blocks", entries), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     from rich.console import Console
@@ -87,8 +95,9 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
     except FusionError as e:
         fail(e, fmt.value)
     if fmt == Format.json:
-        json.dump([{"name": s.name, "block": s.block, "inputs": [list(i) for i in s.inputs], "out": s.out,
-                    "options": s.options, "source": s.source, "path": s.path} for s in specs], sys.stdout, indent=2)
+        json.dump(_listing("presets", [{"name": s.name, "block": s.block, "inputs": [list(i) for i in s.inputs],
+                                        "out": s.out, "options": s.options, "source": s.source, "path": s.path}
+                                       for s in specs]), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     from rich.console import Console
@@ -184,9 +193,9 @@ def _explain_user(console, topic: str) -> None:
     try:
         ref = userblock.parse_reference(topic, field="KIND")
         if ref is None:
-            kinds = [*registry.list_fusions(), *userblock.plugin_kinds()]
-            raise SpecError.bad("KIND", topic, "allowed: a block kind, a plugin kind, FILE.py:NAME, "
-                                "package.module:NAME or 'costs'", choices=[*kinds, "costs"])
+            kinds = [*registry.list_fusions(), *registry.list_necks(), *userblock.plugin_kinds()]
+            raise SpecError.bad("KIND", topic, "allowed: a block or neck kind, a plugin kind, FILE.py:NAME, "
+                                "package.module:NAME, 'costs' or 'backbones'", choices=[*kinds, "costs", "backbones"])
         obj = userblock.load(Spec(name=topic, block=ref, inputs=[], out=None))
         options = userblock.options_of(obj)
     except FusionError as e:

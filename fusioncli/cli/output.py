@@ -18,17 +18,21 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import RunError, SpecError
 
 
-def check_output(path: str | None) -> None:
-    """Up front, before any work: FILE's directory exists and is writable, FILE is not a directory."""
+def check_output(path: str | None, *, inputs: Iterable[str] = (), others: dict[str, str | None] | None = None,
+                 field: str = "--output") -> None:
+    """Up front, before any work: FILE's directory exists and is writable, FILE is not a directory, and
+    FILE is neither one of the run's ``inputs`` (preset files, user block files, merged files) nor
+    another of its outputs (``others``: ``{"--plot": path}``)."""
     if path is None:
         return
+    _not_an_input(path, inputs, others or {}, field)
     if path in ("", "-"):
         raise SpecError.bad("--output", path, "expected a file path (leave --output out to write to stdout)")
     target = Path(path)
@@ -47,6 +51,55 @@ def check_output(path: str | None) -> None:
             raise SpecError.bad("--output", path, f"its directory {str(parent)!r} is not writable")
     except (OSError, ValueError) as e:  # a name too long, an embedded NUL, ...
         raise SpecError.bad("--output", path, f"not a usable path ({type(e).__name__})") from None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        pa, pb = Path(a), Path(b)
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+        return os.path.realpath(pa) == os.path.realpath(pb)
+    except (OSError, ValueError):
+        return False
+
+
+def _not_an_input(path: str, inputs: Iterable[str], others: dict[str, str | None], field: str) -> None:
+    """An output never replaces what the run reads, nor another of its outputs (special files aside:
+    ``-o /dev/null`` may go with anything)."""
+    if _is_special(Path(path)):
+        return
+    for source in inputs:
+        if _same_file(path, source):
+            raise SpecError(f"{field}: {path!r} is an input of this run ({source}); writing it would replace it: "
+                            "choose another file", field=field)
+    for other, value in others.items():
+        if value is not None and _same_file(path, value):
+            raise SpecError(f"{field}: {path!r} is also {other}; give each output its own file", field=field)
+
+
+def spec_files(texts: Iterable[str], nodes: Iterable[str | None] = ()) -> list[str]:
+    """The files a run reads for its SPECs (and ``--node`` references): preset files, bundled presets
+    by name, the ``FILE.py`` of ``FILE.py:NAME``. Checked as text: nothing is imported or parsed."""
+    from ..spec import bundled_presets
+
+    presets = bundled_presets()
+    files: list[str] = []
+    for text in [*texts, *(n for n in nodes if n)]:
+        head, sep, _name = text.rpartition(":")
+        if sep and head.endswith(".py"):
+            files.append(head)
+        elif text in presets:
+            files.append(str(presets[text]))
+        else:
+            files.append(text)
+    return [f for f in files if _is_file(f)]
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_special(target: Path) -> bool:

@@ -153,17 +153,19 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
     from ..report import SCHEMA_VERSION, Envelope
     from ..spec import typed_options
     from ..comparing import expand_specs
-    from .output import atomic_output, check_output
+    from .output import atomic_output, check_output, spec_files
 
     fmt = SweepFormat.json if as_json else fmt
     err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
     state.quiet = run.quiet
     try:
-        check_output(run.output)
+        specs = list(dict.fromkeys(expand_specs(specs)))
+        files = spec_files(specs, run.node or ())
+        check_output(run.output, inputs=files, others={"--plot": plot})
+        check_output(plot, inputs=files, field="--plot")
     except FusionError as e:
         fail(e, err_fmt)
     try:
-        specs = list(dict.fromkeys(expand_specs(specs)))
         grid_vars = S.parse_vary(vary)
         if not grid_vars:
             raise SpecError("--vary: at least one is needed, e.g. --vary size=16,32,64", field="--vary")
@@ -266,7 +268,8 @@ def merge_cmd(
     fmt = SweepFormat.json if as_json else fmt
     err_fmt = "json" if fmt in (SweepFormat.json, SweepFormat.jsonl) else "table"
     try:
-        check_output(output)
+        check_output(output, inputs=files, others={"--plot": plot})
+        check_output(plot, inputs=files, field="--plot")
         from ..render.plot import check_plot, plot_variable
 
         plot_path = check_plot(plot)
