@@ -13,6 +13,7 @@ importing torch.
 from __future__ import annotations
 
 import collections.abc
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from .errors import SpecError
 
 _EMPTY = object()  # no default: a required parameter
+INT64 = 2**63  # integers are taken in [-2**63, 2**63): what torch's int64 holds
 _SEQUENCES = (tuple, list, collections.abc.Sequence, collections.abc.Iterable)
 
 
@@ -73,6 +75,10 @@ def _describe(ann: Any) -> str:
         return f"comma-separated {elem}s"
     if _is_union(ann):
         return " or ".join(_describe(a) for a in typing.get_args(ann) if _settable(a))
+    if ann is int:
+        return "an integer from -2**63 to 2**63-1"
+    if ann is float:
+        return "a finite number (not nan or inf)"
     return getattr(ann, "__name__", str(ann))
 
 
@@ -184,11 +190,19 @@ def _scalar(ann: Any, value: Any) -> Any:
     if ann is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
-        return int(value) if not isinstance(value, str) else int(value.strip())
+        if isinstance(value, str) and len(value.strip()) > 20:  # past int64; also Python's 4,300-digit limit
+            raise ValueError
+        n = int(value) if not isinstance(value, str) else int(value.strip())
+        if not -INT64 <= n < INT64:
+            raise ValueError
+        return n
     if ann is float:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
+        x = float(value)
+        if not math.isfinite(x):  # nan, inf: no block takes them
+            raise ValueError
+        return x
     if ann is str:
         if not isinstance(value, str):
             raise ValueError
@@ -207,9 +221,12 @@ def _literal(value: Any) -> Any:
         return low == "true"
     for convert in (int, float):
         try:
-            return convert(text)
+            number = convert(text) if len(text) <= 20 else None
         except ValueError:
-            pass
+            continue
+        if number is not None and (isinstance(number, int) and -INT64 <= number < INT64
+                                   or isinstance(number, float) and math.isfinite(number)):
+            return number
     return value
 
 

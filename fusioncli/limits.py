@@ -18,6 +18,7 @@ Limits:
 
 from __future__ import annotations
 
+import math
 import os
 
 from .errors import RunError, SpecError
@@ -75,6 +76,9 @@ def check_shapes(spec, dtype: str, *, force: bool = False) -> None:
     field = _inputs_field(spec)
     for i, (shape, n) in enumerate(zip(spec.inputs, input_elements(spec)), 1):
         text = f"batch x shape = {'x'.join(map(str, (spec.batch, *shape)))}"
+        if spec.batch > 1 and math.prod(shape) * esize <= MAX_BYTES < n * esize or \
+                spec.batch > 1 and math.prod(shape) <= MAX_ELEMENTS < n and not force:
+            field = "--batch" if field == "--in" or getattr(spec, "path", None) is None else f"{spec.path}: batch"
         if n * esize > MAX_BYTES:
             raise SpecError(f"{field}: input {i} ({text}) is {n:.3g} elements, {format_bytes(n * esize)} as {dtype}, "
                             "beyond torch's 64-bit tensor sizes; allowed: under 2**63 bytes per input", field=field)
@@ -83,6 +87,15 @@ def check_shapes(spec, dtype: str, *, force: bool = False) -> None:
                             f"allowed: at most 2**40 ({MAX_ELEMENTS:.3g}) elements per input (more than any "
                             "machine holds); --force counts it anyway on the meta device (with --no-time)",
                             field=field)
+
+
+MAX_MIN_TIME = 600.0  # seconds of timed runs per block: ten minutes
+
+
+def check_min_time(min_time: float) -> None:
+    """A finite time budget: ``--min-time 1e9`` would run for ever, ``nan`` compares false to everything."""
+    if not (isinstance(min_time, (int, float)) and math.isfinite(min_time) and 0 <= min_time <= MAX_MIN_TIME):
+        raise SpecError.bad("--min-time", min_time, f"allowed: 0 to {MAX_MIN_TIME:g} seconds")
 
 
 def check_threads(threads: int | None) -> None:

@@ -158,9 +158,12 @@ def parse_set(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+MAX_INT = 2**31 - 1  # a width or a batch: what torch's int32 kernels index
+
+
 def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SpecError.bad(field, value, "allowed: a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+        raise SpecError.bad(field, value, f"allowed: a positive integer up to 2**31-1 ({MAX_INT:,})")
     return value
 
 
@@ -260,6 +263,9 @@ def load_preset(path: str | Path, *, check_options: bool = True) -> Spec:
                         field="preset") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(_toml_error(label, path, e), field="preset") from None
+    except RecursionError:
+        raise SpecError(f"preset: {label}: nested too deeply (arrays or tables within each other thousands of "
+                        "levels down); a preset is a few flat lines of TOML", field="preset") from None
     unknown = set(data) - PRESET_KEYS
     if unknown:
         key = sorted(unknown)[0]

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError
+from .render.json import dumps  # noqa: F401  (jsonl lines: standard JSON only)
 from .report import ErrorEntry, Report, entry_from_dict
 from .pareto import METRICS, value
 from .spec import Spec, format_input, format_shape, parse_input
@@ -127,6 +128,25 @@ def grid(specs: Sequence[str], vary: dict[str, list[Any]]) -> list[Point]:
         for combo in combos:
             points.append(Point(len(points), spec, dict(zip(names, combo))))
     return points
+
+
+MAX_POINTS = 100_000  # a grid larger than this is not a sweep anyone ran
+
+
+def grid_size(specs: Sequence[str], vary: dict[str, list[Any]]) -> int:
+    return len(specs) * math.prod(len(v) for v in vary.values())
+
+
+def point_at(specs: Sequence[str], vary: dict[str, list[Any]], index: int) -> Point:
+    """Point ``index`` of :func:`grid` without building the grid."""
+    names = list(vary)
+    per_spec = math.prod(len(vary[n]) for n in names)
+    spec, rest = divmod(index, per_spec)
+    values = {}
+    for n in reversed(names):  # the last --vary fastest
+        rest, i = divmod(rest, len(vary[n]))
+        values[n] = vary[n][i]
+    return Point(index, specs[spec], {n: values[n] for n in names})
 
 
 def shard(points: Sequence[Point], which: tuple[int, int] | None) -> list[Point]:
@@ -291,6 +311,66 @@ class Merged:
     notes: list[str]
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_definition(label: str, key: dict) -> None:
+    """The grid a file claims: a list of spec names, ``vary`` a table of non-empty value lists, a sane size."""
+    specs, vary = key["specs"], key["vary"]
+    if not isinstance(specs, list) or not specs or not all(isinstance(x, str) for x in specs):
+        raise SpecError.bad(f"merge: {label}: sweep.specs", _short(specs), "expected a non-empty list of SPEC strings")
+    if not isinstance(vary, dict) or not vary or not all(
+            isinstance(v, list) and v and all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in v)
+            for v in vary.values()):
+        raise SpecError.bad(f"merge: {label}: sweep.vary", _short(vary),
+                            "expected a table of variable -> non-empty list of values")
+    n = grid_size(specs, vary)
+    if n > MAX_POINTS:
+        raise SpecError.bad(f"merge: {label}: sweep", f"{n:,} grid points", f"allowed: at most {MAX_POINTS:,}")
+
+
+_COUNTS = (("params", "total"), ("params", "trainable"), ("cost", "macs"), ("cost", "flops"))
+
+
+def _entry(label: str, d: Any) -> Report | ErrorEntry:
+    """A report or error row of a merged file, its figures checked: counts are non-negative integers."""
+    if not isinstance(d, dict):
+        raise SpecError.bad(f"merge: {label}: report", _short(d), "expected a report object")
+    try:
+        entry = entry_from_dict(d)
+        sweep = entry.sweep
+        if not isinstance(sweep, dict) or not isinstance(sweep.get("index"), int) or isinstance(sweep["index"], bool):
+            raise KeyError("sweep")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise SpecError(f"merge: {label}: report {_short(d.get('name'))}: not a sweep report (a field is missing or "
+                        "of the wrong type; was it made by `fusion sweep`?)", field="FILES") from None
+    if isinstance(entry, Report):
+        for part, name in _COUNTS:
+            value = getattr(entry, part)[name] if part == "params" else getattr(entry.cost, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SpecError.bad(f"merge: {label}: report {_short(entry.name)}: {part}.{name}", _short(value),
+                                    "expected a non-negative integer")
+        t = entry.timing
+        if t is not None and not (isinstance(t.median_ms, (int, float)) and t.median_ms >= 0):
+            raise SpecError.bad(f"merge: {label}: report {_short(entry.name)}: timing.median_ms", _short(t.median_ms),
+                                "expected a non-negative number")
+    return entry
+
+
+def _check_point(label: str, ref: dict, entry: Report | ErrorEntry) -> None:
+    """A report's grid point is the one the grid has at its index: index in range, same spec, same values."""
+    index = entry.sweep["index"]
+    n = grid_size(ref["specs"], ref["vary"])
+    if not 0 <= index < n:
+        raise SpecError.bad(f"merge: {label}: sweep index", index, f"allowed: 0 to {n - 1} (the grid has {n} points)")
+    expected = point_at(ref["specs"], ref["vary"], index)
+    if entry.sweep.get("spec") != expected.spec or entry.sweep.get("values") != expected.values:
+        raise SpecError(f"merge: {label}: point {index} is {entry.sweep.get('spec')!r} at {entry.sweep.get('values')}, "
+                        f"but the grid has {expected.spec!r} at {expected.values} there", field="FILES")
+
+
 def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
     """Merge sweep outputs (``--format json`` envelopes and ``--format jsonl`` lines) into one sweep.
 
@@ -313,6 +393,7 @@ def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
         sweep = doc["sweep"]
         key = {"specs": sweep.get("specs"), "vary": sweep.get("vary")}
         if ref is None:
+            _check_definition(label, key)
             ref = key
             environment = doc.get("environment", {})
         elif key != ref:
@@ -321,13 +402,12 @@ def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
         if doc.get("environment", {}) != environment:
             envs_differ = True
         raw = [doc["report"]] if "report" in doc else doc.get("reports", [])
+        if not isinstance(raw, list):
+            raise SpecError.bad(f"merge: {label}: reports", _short(raw), "expected a list of reports")
         for d in raw:
-            try:
-                entry = entry_from_dict(d)
-                index = entry.sweep["index"]
-            except (KeyError, TypeError):
-                raise SpecError(f"merge: {label}: a report without its sweep point "
-                                "(was it made by `fusion sweep`?)", field="FILES") from None
+            entry = _entry(label, d)
+            index = entry.sweep["index"]
+            _check_point(label, ref, entry)
             if index in by_index:
                 duplicates += 1
                 continue

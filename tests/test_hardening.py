@@ -56,7 +56,8 @@ BAD = [
     (("inspect", "concat", "--in", "100000x100000x100000", "--in", "8x8x8"), 2,
      ["--in: input 1 (batch x shape = 1x100000x100000x100000) is 1e+15 elements, 3.6 PiB as float32", "2**40",
       "--force"]),
-    (("inspect", "concat", "--batch", "99999999999", "--no-time"), 2, ["batch x shape = 99999999999x64x32x32"]),
+    (("inspect", "concat", "--batch", "99999999999", "--no-time"), 2, ["--batch: invalid value 99999999999", "up to 2**31-1"]),
+    (("inspect", "concat", "--batch", "2000000000", "--no-time"), 2, ["--batch: input 1 (batch x shape = 2000000000x64x32x32)"]),
     (("inspect", "concat", "--in", "99999999999999999999x9x9", "--in", "8x8x8", "--force"), 2,
      ["--in: input 1", "2**63"]),
     (("inspect", "concat", "--out", "0"), 2, ["--out: invalid value 0"]),
@@ -504,3 +505,134 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(tmp_path):
     assert code == 2 and shard.read_text() == kept
     code, out, err = run_main("inspect", "add", *TINY, "--no-time", "-o", os.devnull)  # special files: fine
     assert code == 0
+
+
+# --------------------------------------------------------------------------- numbers: nan, inf, huge
+
+
+@pytest.mark.parametrize("args,field", [
+    (("--min-time", "nan"), "--min-time"),
+    (("--min-time", "inf"), "--min-time"),
+    (("--min-time", "1e9"), "--min-time"),
+    (("--out", "9" * 30), "--out"),
+    (("--out", str(2**31)), "--out"),
+    (("--batch", "9" * 30), "--batch"),
+    (("--set", "align_corners=" + "1" * 5000), "--set align_corners"),
+])
+def test_absurd_numbers_are_usage_errors(args, field):
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", *args, "--json")
+    assert code == 2, err
+    assert json.loads(out)["error"]["field"] == field and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind,option", [("dpt", "scale_factor=inf"), ("bifpn", "epsilon=nan"),
+                                         ("dpt", "scale_factor=-inf"), ("aff", "r=" + "9" * 25),
+                                         ("aff", "r=" + "9" * 5000), ("sk", "kernels=3,nan")])
+def test_non_finite_and_huge_option_values_are_refused(kind, option):
+    code, out, err = run_main("inspect", kind, "--set", option, "--no-time", "--json")
+    assert code == 2, err
+    d = json.loads(out)["error"]
+    assert d["field"] == "--set " + option.split("=")[0] and "invalid value" in d["message"]
+
+
+def test_batch_that_alone_makes_an_input_too_large_is_blamed_on_batch():
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--batch", str(10**12), "--no-time",
+                              "--json")
+    assert code == 2 and json.loads(out)["error"]["field"] == "--batch", err
+
+
+def test_unknown_compile_backend_is_a_usage_error():
+    code, out, err = run_main("inspect", "add", *TINY, "--compile", "--compile-backend", "bogus", "--json")
+    assert code == 2 and json.loads(out)["error"]["field"] == "--compile-backend", err
+
+
+def test_deeply_nested_toml_and_json_are_usage_errors(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text('block = "add"\n[options]\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    code, out, err = run_main("inspect", str(deep), "--no-time")
+    assert code == 2 and "nested too deeply" in err
+    j = tmp_path / "deep.json"
+    j.write_text("[" * 100_000 + "]" * 100_000)
+    code, out, err = run_main("merge", str(j))
+    assert code == 2 and "nested too deeply" in err
+
+
+# --------------------------------------------------------------------------- merge checks what it reads
+
+
+def _shards(tmp_path):
+    path = tmp_path / "s.jsonl"
+    code, out, err = run_main("sweep", "add", "concat", *TINY, "--vary", "size=4,8", "--no-time", "-f", "jsonl",
+                              "-o", str(path))
+    assert code == 0, err
+    return path, [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _tamper(line, how):
+    if how == "reports string":
+        line.pop("report")
+        line["reports"] = "x"
+    elif how == "report string":
+        line["report"] = "x"
+    elif how == "cost string":
+        line["report"]["cost"] = "x"
+    elif how == "macs string":
+        line["report"]["cost"]["macs"] = "12"
+    elif how == "macs negative":
+        line["report"]["cost"]["macs"] = -1
+    elif how == "empty sweep":
+        line["sweep"] = {}
+    elif how == "values changed":
+        line["report"]["sweep"]["values"]["size"] = 99
+    elif how == "spec changed":
+        line["report"]["sweep"]["spec"] = "gated"
+    elif how == "index beyond":
+        line["report"]["sweep"]["index"] = 4
+    elif how == "index negative":
+        line["report"]["sweep"]["index"] = -1
+    elif how == "huge grid":
+        line["sweep"]["vary"] = {"size": list(range(1, 100_001)), "batch": list(range(1, 11))}
+    return line
+
+
+@pytest.mark.parametrize("how", ["reports string", "report string", "cost string", "macs string", "macs negative",
+                                 "empty sweep", "values changed", "spec changed", "index beyond", "index negative",
+                                 "huge grid", "nan"])
+def test_merge_refuses_tampered_files_naming_file_and_line(tmp_path, how):
+    path, lines = _shards(tmp_path)
+    if how == "nan":
+        text = path.read_text().splitlines()
+        text[1] = text[1].replace('"flops": ', '"flops": NaN, "x": ', 1)
+        bad = "\n".join(text) + "\n"
+    else:
+        lines[1] = _tamper(lines[1], how)
+        bad = "\n".join(json.dumps(x) for x in lines) + "\n"
+    f = tmp_path / "bad.jsonl"
+    f.write_text(bad)
+    code, out, err = run_main("merge", str(f))
+    assert code == 2, (how, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{f}:2" in err or (how in ("empty sweep", "huge grid") and str(f) in err), (how, err)
+
+
+def test_merge_of_untampered_shards_still_works(tmp_path):
+    path, lines = _shards(tmp_path)
+    code, out, err = run_main("merge", str(path), "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["reports"]) == 4
+
+
+def test_json_output_is_standard_json():
+    from fusioncli.render.json import dumps
+
+    assert dumps({"a": float("nan"), "b": [float("inf"), 1.5]}) == '{"a": null, "b": [null, 1.5]}'
+
+
+def test_merge_never_opens_special_files(tmp_path):
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    t = time.perf_counter()
+    code, out, err = run_main("merge", str(fifo))
+    assert code == 2 and "not a regular file" in err and time.perf_counter() - t < 10
+    code, out, err = run_main("merge", "/dev/zero")
+    assert code == 2 and "not a regular file" in err

@@ -316,7 +316,7 @@ def test_options_typed_by_signature():
     assert coerce_value(OptionInfo("k", Literal[1, 2]), "2", field="f") == 2
     assert coerce_value(OptionInfo("k", Union[str, Callable]), "gelu", field="f") == "gelu"
     assert coerce_value(OptionInfo("k", float), "1e-5", field="f") == 1e-5
-    with pytest.raises(fusioncli.SpecError, match="k: invalid value 'x'; allowed: int"):
+    with pytest.raises(fusioncli.SpecError, match="k: invalid value 'x'; allowed: an integer"):
         coerce_value(OptionInfo("k", int), "x", field="--set k")
 
 
@@ -386,7 +386,7 @@ BAD = [
     (("inspect", "{f}:Broken", "--in", "8x2x2"), 1, ["blocks.py:", "forward of Broken failed", "ValueError: boom"]),
     (("inspect", "{f}:Needs", "--in", "8"), 2, ["--set: Needs needs width, depth (no default)"]),
     (("inspect", "{f}:Needs", "--in", "8", "--set", "width=1", "--set", "depth=x"), 2,
-     ["--set depth: invalid value 'x'; allowed: int"]),
+     ["--set depth: invalid value 'x'; allowed: an integer"]),
     (("inspect", "{f}:Needs", "--in", "8", "--set", "width=1", "--set", "deph=1"), 2,
      ["--set deph", "options of 'Needs': width, depth, mode", "(did you mean 'depth'?)"]),
     (("inspect", "{f}:ListFuse", "--in", "8x2x2", "--out", "2", "--set", "in_channels=3"), 2,
@@ -399,7 +399,7 @@ BAD = [
     # without --in, the name and the options are still checked first: the first mistake is named
     (("inspect", "{f}:ListFus"), 2, ["(did you mean 'ListFuse'?)"]),
     (("inspect", "{f}:Needs", "--set", "deph=1"), 2, ["--set deph", "(did you mean 'depth'?)"]),
-    (("inspect", "{f}:Needs", "--set", "depth=x"), 2, ["--set depth: invalid value 'x'; allowed: int"]),
+    (("inspect", "{f}:Needs", "--set", "depth=x"), 2, ["--set depth: invalid value 'x'; allowed: an integer"]),
     (("sweep", "{f}:Needs", "--set", "deph=1", "--vary", "size=2,4"), 2, ["--set deph", "(did you mean 'depth'?)"]),
     (("compare", "{f}:ListFus", "concat"), 2, ["(did you mean 'ListFuse'?)"]),
     (("inspect", "{d}/missing.py:X", "--in", "8"), 2, ["not found"]),

@@ -51,6 +51,15 @@ def check_device(device: str, dtype: str) -> None:
                        field="--device")
 
 
+def check_compile_backend(name: str) -> None:
+    """A torch.compile backend this torch has (``torch._dynamo.list_backends``, every tag)."""
+    from torch._dynamo import list_backends
+
+    known = list_backends(exclude_tags=())
+    if name not in known:
+        raise SpecError.bad("--compile-backend", name, "allowed: " + ", ".join(known), choices=known)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to build a spec's block on any device: what to call, with which arguments, for the report."""
@@ -371,6 +380,9 @@ def analyze(
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
+    limits.check_min_time(min_time)
+    if timing_mode is not None and timing_mode.compile and time:
+        check_compile_backend(timing_mode.compile_backend)
     tdtype = DTYPES[dtype]
     if timing_mode is not None and timing_mode.autocast and tdtype == torch.float32:
         raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",

@@ -159,8 +159,9 @@ class RunOptions:
         """Resolve the spec and check size limits and inputs against free RAM, before torch is imported:
         an absurd shape fails in well under a second (the full memory guard follows the meta pass, in
         :func:`fusioncli.analysis.analyze`). Returns the resolved spec."""
-        from ..limits import check_inputs_fit, check_shapes
+        from ..limits import check_inputs_fit, check_min_time, check_shapes
 
+        check_min_time(self.min_time)
         spec = self.resolve(spec_text, node)
         check_shapes(spec, self.dtype.value, force=self.force)
         if not self.no_time or self.crosscheck:

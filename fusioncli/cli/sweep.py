@@ -209,7 +209,7 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         try:
             with atomic_output(run.output) as stream:
                 for entry in runner(points):
-                    stream.write(json.dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
+                    stream.write(S.dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
                     stream.flush()
         except FusionError as e:
             fail(e, "table")
@@ -225,23 +225,52 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         raise typer.Exit(exit_code)
 
 
-def _read(path: Path) -> list[tuple[str, dict]]:
-    """A JSON envelope or JSON lines -> (label, object) pairs."""
+MAX_MERGE_BYTES = 1 << 30  # 1 GiB of JSON: far more than any sweep writes
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str, label: str):
+    """Standard JSON only (no NaN, Infinity), nesting within Python's limits."""
     try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise SpecError(f"merge: {label}: nested too deeply to be a sweep output", field="FILES") from None
+    except ValueError as e:
+        if isinstance(e, json.JSONDecodeError):
+            raise
+        raise SpecError(f"merge: {label}: {e} (fusion never writes it)", field="FILES") from None
+
+
+def _read(path: Path) -> list[tuple[str, dict]]:
+    """A JSON envelope or JSON lines -> (label, object) pairs. Only regular files of a sane size are
+    read: a FIFO, a device or /dev/zero is refused before it is opened."""
+    import stat
+
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise SpecError.bad("FILES", str(path), "is a directory; expected a file made by `fusion sweep`")
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError.bad("FILES", str(path), "is not a regular file (a FIFO, device or socket is never read)")
+        if st.st_size > MAX_MERGE_BYTES:
+            raise SpecError.bad("FILES", str(path), f"is {st.st_size:,} bytes; allowed: at most {MAX_MERGE_BYTES:,}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError.bad("FILES", str(path), "file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError.bad("FILES", str(path), f"cannot be read ({e})") from None
     try:
-        return [(str(path), json.loads(text))]
+        return [(str(path), _loads(text, str(path)))]
     except json.JSONDecodeError:
         pass
     docs = []
     for n, raw in enumerate(text.splitlines(), 1):
         if raw.strip():
             try:
-                docs.append((f"{path}:{n}", json.loads(raw)))
+                docs.append((f"{path}:{n}", _loads(raw, f"{path}:{n}")))
             except json.JSONDecodeError as e:
                 raise SpecError(f"merge: {path}:{n}: not JSON ({e.msg}); expected the output of "
                                 "`fusion sweep --format json` or `--format jsonl`", field="FILES") from None
@@ -287,7 +316,7 @@ def merge_cmd(
         try:
             with atomic_output(output) as stream:
                 for entry in merged.entries:
-                    stream.write(json.dumps(S.line(merged.environment, TOOL, definition, entry, SCHEMA_VERSION))
+                    stream.write(S.dumps(S.line(merged.environment, TOOL, definition, entry, SCHEMA_VERSION))
                                  + "\n")
         except FusionError as e:
             fail(e, "table")
