@@ -636,3 +636,48 @@ def test_merge_never_opens_special_files(tmp_path):
     assert code == 2 and "not a regular file" in err and time.perf_counter() - t < 10
     code, out, err = run_main("merge", "/dev/zero")
     assert code == 2 and "not a regular file" in err
+
+
+# --------------------------------------------------------------------------- output safety
+
+EVIL = '''block = "add"
+name = "=HYPERLINK(\\"x\\")\\u001b[2J[bold]boom"
+description = "a\\u001b]0;title\\u0007b"
+source = "+cmd|' /C calc'!A0"
+inputs = ["4x4x4", "4x4x4"]
+out = 4
+'''
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
+def test_control_characters_never_reach_human_formats(tmp_path, fmt):
+    p = tmp_path / "evil.toml"
+    p.write_text(EVIL)
+    for args in (("inspect", str(p)), ("compare", str(p), "add"), ("sweep", str(p), "--vary", "size=4,8")):
+        code, out, err = run_main(*args, "--no-time", "-f", fmt)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "\x1b" not in err, (args, fmt)
+        if fmt != "table" or args[0] == "inspect":  # (compare's and sweep's tables cut long names at 80 columns)
+            assert "\\x1b[2J" in out  # shown, escaped
+        if fmt == "table" and args[0] == "inspect":
+            assert "[bold]boom" in out  # rich markup in a name is shown as typed, not applied
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(tmp_path):
+    import csv as csv_module
+    import io
+
+    p = tmp_path / "evil.toml"
+    p.write_text(EVIL)
+    code, out, err = run_main("compare", str(p), "add", "--no-time", "-f", "csv")
+    rows = list(csv_module.reader(io.StringIO(out)))
+    assert rows[1][0].startswith("'=HYPERLINK")
+    assert all(not cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+    from fusioncli.render.csv import _cell
+
+    assert _cell("-12.5") == "-12.5" and _cell(-3) == -3 and _cell("-x") == "'-x" and _cell("@SUM(A1)") == "'@SUM(A1)"
+
+
+def test_error_and_warning_lines_escape_control_characters():
+    code, out, err = run_main("inspect", "a\x1b[2Jb", "--no-time")
+    assert code == 2 and "\x1b" not in err and "a\\x1b[2Jb" in err

@@ -58,8 +58,10 @@ def error_line(err: FusionError, where: str | None = None) -> None:
     """``fusion: error: [where: ]message`` on stderr, one line (``--debug`` adds the traceback)."""
     if state.debug:
         traceback.print_exception(err)
+    from ..render.formats import printable  # plain data, no imports
+
     prefix = f"{where}: " if where else ""
-    sys.stderr.write(f"fusion: error: {prefix}{one_line(err.message)}\n")
+    sys.stderr.write(f"fusion: error: {printable(one_line(prefix + err.message))}\n")
 
 
 def report_error(err: FusionError, fmt: str = "table", output: str | None = None) -> None:

@@ -17,7 +17,10 @@ def warn(message: str) -> None:
     from rich.console import Console  # rich loads on first use: listings and --help do without it
     from rich.markup import escape  # names and values come from users: never markup
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]fusion: warning:[/yellow] {escape(message)}")
+    from ..render.formats import printable
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[yellow]fusion: warning:[/yellow] {escape(printable(message))}")
 
 
 def progress(total: int, label: str, *, name_items: bool = False) -> Callable[[Iterable[T]], Iterator[T]]:

@@ -1,6 +1,8 @@
 """CSV: one row per report (per grid point in a sweep), raw numbers, units in the header.
 
-Booleans (the Pareto mark) are ``true``/``false``; a missing value is an empty cell.
+Booleans (the Pareto mark) are ``true``/``false``; a missing value is an empty cell. A text cell
+that a spreadsheet would evaluate (starting with ``=``, ``+``, ``-``, ``@``, tab or CR, and not a
+number) gets a leading ``'``; control characters are escaped.
 """
 
 from __future__ import annotations
@@ -9,7 +11,19 @@ import csv
 from typing import TextIO
 
 from ..report import Envelope
+from .formats import printable
 from .rows import header, summary_rows, used_columns
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula (OWASP, CSV injection)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _cell(value):
@@ -17,6 +31,10 @@ def _cell(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        if value.startswith(_FORMULA) and not _number(value):
+            value = "'" + value  # neutralised: shown as text, never evaluated
+        return printable(value)
     return value
 
 

@@ -4,3 +4,21 @@
 FORMATS = ("table", "json", "csv", "markdown")
 #: written point by point as a sweep runs (``fusion sweep``/``merge`` only)
 STREAM_FORMATS = ("jsonl",)
+
+
+def printable(text) -> str:
+    """``text`` with every control character (ESC, BEL, CR, the C1 range, ...) written as an escape
+    (``\\x1b``): a preset's name or description never reaches a terminal or a document raw
+    (``ESC[2J`` would clear the screen). Newlines and tabs become spaces. Non-strings pass through ``str``."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\n\t":
+            out.append(" ")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)

@@ -12,6 +12,7 @@ from typing import TextIO
 from ..report import Envelope, Report
 from ..pareto import METRICS
 from ..sweep import exponent_table
+from .formats import printable
 from .rows import header, is_best, summary_rows, used_columns
 
 TEXT_COLUMNS = ("name", "block", "inputs", "outputs", "error")
@@ -26,7 +27,7 @@ def _cell(value) -> str:
         return f"{value:.3f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value).replace("|", "\\|")
+    return printable(value).replace("|", "\\|")
 
 
 def _exponents(envelope: Envelope, out: TextIO) -> None:
@@ -55,7 +56,7 @@ def _nodes(r: Report, out: TextIO, titled: bool) -> None:
             map(str, n.output_shape[1:]))
         share = f"{100 * n.flops / r.cost.flops:.1f}%" if r.cost.flops else ""
         mark = "\\* " if n.merge else ""
-        out.write(f"| {mark}{n.id} | {n.level} | {_cell(n.kind)} | {shapes} | {n.params:,} | "
+        out.write(f"| {mark}{_cell(n.id)} | {n.level} | {_cell(n.kind)} | {shapes} | {n.params:,} | "
                   f"{n.macs:,} | {n.flops:,} | {n.bytes:,} | {share} |"
                   + (f" {_cell(n.latency_ms)} |" if timed else "") + "\n")
 
@@ -79,7 +80,8 @@ def render_markdown(envelope: Envelope, out: TextIO) -> None:
         out.write("\n| layer | type | output shape | params |\n|---|---|---|---:|\n")
         for layer in reports[0].layers:
             shape = "x".join(map(str, layer.output_shape))
-            out.write(f"| {'  ' * (layer.depth - 1)}{layer.name} | {layer.type} | {shape} | {layer.params:,} |\n")
+            out.write(f"| {'  ' * (layer.depth - 1)}{_cell(layer.name)} | {_cell(layer.type)} | {shape} | "
+                      f"{layer.params:,} |\n")
     for r in reports if not envelope.sweep else ():
         if r.nodes is not None:
             _nodes(r, out, titled=len(reports) > 1)
@@ -90,6 +92,6 @@ def render_markdown(envelope: Envelope, out: TextIO) -> None:
                       "(no other design is at least as good on all of them and better on one).")
         out.write("\n")
     for note in envelope.notes:
-        out.write(f"\n{note}\n")
+        out.write(f"\n{_cell(note)}\n")
     if reports:
         out.write(f"\nCounting convention: {reports[0].cost.convention}\n")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ..report import Envelope, ErrorEntry
 from ..pareto import METRICS
 from ..sweep import exponent_text
-from .table import binary, latency, shapes_text, si
+from .table import binary, latency, shapes_text, si, txt
 
 
 def render_sweep(console: Console, env: Envelope) -> None:
@@ -23,12 +22,12 @@ def render_sweep(console: Console, env: Envelope) -> None:
                 "latency ms (med ± IQR)"):
         t.add_column(col, justify="left" if col in ("name", "inputs -> output") else "right")
     for r in env.reports:
-        values = [str((r.sweep or {}).get("values", {}).get(v, "")) for v in vary]
+        values = [txt((r.sweep or {}).get("values", {}).get(v, "")) for v in vary]
         if isinstance(r, ErrorEntry):
-            t.add_row(escape(r.name), *values, f"[red]error: {escape(r.error['message'])}[/red]", *["-"] * 6)
+            t.add_row(txt(r.name), *values, f"[red]error: {txt(r.error['message'])}[/red]", *["-"] * 6)
             continue
         shapes = shapes_text(r)
-        t.add_row(r.name, *values, shapes, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
+        t.add_row(txt(r.name), *values, shapes, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
                   binary(r.cost.bytes.total), binary(r.memory.peak_activation_bytes), latency(r))
     console.print(t)
 
@@ -43,12 +42,12 @@ def render_sweep(console: Console, env: Envelope) -> None:
         for x in exps:
             rows.setdefault((x["spec"], x["variable"]), {})[x["metric"]] = exponent_text(x)
         for (spec, var), cells in rows.items():
-            e.add_row(spec, var, *(cells.get(m, "-") for m in metrics))
+            e.add_row(txt(spec), txt(var), *(cells.get(m, "-") for m in metrics))
         console.print(e)
     elif sweep:
         console.print("[dim]No scaling exponents: no numeric --vary with two or more values[/dim]")
     for note in env.notes:
-        console.print(f"[dim]{note}[/dim]")
+        console.print(f"[dim]{txt(note)}[/dim]")
     first = next((r for r in env.reports if not isinstance(r, ErrorEntry)), None)
     if first:
         console.print(f"[dim]Shapes without the batch; params in count; MACs = multiply-accumulates; FLOPs: "

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..report import Envelope, ErrorEntry, Report
 from ..spec import format_input, format_shape
+from .formats import printable
+
+
+def txt(value) -> str:
+    """A cell from data (a preset's name, an option's value, a module's name): control characters
+    escaped, rich markup (``[bold]``) shown as typed."""
+    return escape(printable(value))
 
 
 def si(value: float | int | None, unit: str = "") -> str:
@@ -98,7 +106,7 @@ def _layers(r: Report) -> Table:
     t.add_column("output shape (batch x shape)")
     t.add_column("params (count)", justify="right")
     for layer in r.layers:
-        t.add_row("  " * (layer.depth - 1) + layer.name, layer.type, format_shape(layer.output_shape),
+        t.add_row("  " * (layer.depth - 1) + txt(layer.name), txt(layer.type), format_shape(layer.output_shape),
                   f"{layer.params:,}")
     return t
 
@@ -118,7 +126,7 @@ def _nodes(r: Report) -> Table:
         t.add_column(col, justify="left" if col in ("node", "kind", "inputs -> output") else "right")
     for n in r.nodes or ():
         shapes = " + ".join(format_shape(s[1:]) for s in n.input_shapes) + " -> " + format_shape(n.output_shape[1:])
-        t.add_row(("* " if n.merge else "  ") + n.id, str(n.level), n.kind, shapes, f"{n.params:,}", f"{n.macs:,}",
+        t.add_row(("* " if n.merge else "  ") + txt(n.id), str(n.level), txt(n.kind), shapes, f"{n.params:,}", f"{n.macs:,}",
                   f"{n.flops:,}", f"{n.bytes:,}", share(n.flops, r.cost.flops),
                   *((f"{n.latency_ms:.3f}" if n.latency_ms is not None else "-", share(n.latency_ms, total_ms))
                     if timed else ()))
@@ -134,13 +142,13 @@ def _node_comparison(reports: list[Report], metric: str) -> Table:
     t = Table(title=f"{label} per node", header_style="bold")
     t.add_column("node")
     for r in reports:
-        t.add_column(r.name, justify="right")
+        t.add_column(txt(r.name), justify="right")
     ids = list(dict.fromkeys(n.id for r in reports for n in r.nodes or ()))
     rows = [{n.id: n for n in r.nodes or ()} for r in reports]
     for node_id in ids:
         cells = [f"{getattr(row[node_id], metric):,}" if node_id in row else "-" for row in rows]
         merge = any(node_id in row and row[node_id].merge for row in rows)
-        t.add_row(("* " if merge else "  ") + node_id, *cells)
+        t.add_row(("* " if merge else "  ") + txt(node_id), *cells)
     totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports]
     t.add_row("  total", *(f"{v:,}" for v in totals), style="bold")
     return t
@@ -151,7 +159,7 @@ def _breakdown(title: str, items: dict) -> Table:
     for col in ("name", "calls", "MACs", "FLOPs", "bytes moved"):
         t.add_column(col, justify="left" if col == "name" else "right")
     for name, v in items.items():
-        t.add_row(name or "(whole block)", str(v["calls"]), f"{v['macs']:,}", f"{v['flops']:,}",
+        t.add_row(txt(name) if name else "(whole block)", str(v["calls"]), f"{v['macs']:,}", f"{v['flops']:,}",
                   f"{v['bytes_read'] + v['bytes_written']:,}")
     return t
 
@@ -172,14 +180,15 @@ def _crosscheck(r: Report) -> Table:
                   skipped)
     notes = [f"{tool}: {n}" for tool, v in (r.crosscheck or {}).items() for n in v.get("notes", ())]
     if notes:
-        t.caption = "\n".join(notes)
+        t.caption = "\n".join(txt(n) for n in notes)
         t.caption_justify = "left"
     return t
 
 
 def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
-    console.print(f"[bold]{r.name}[/bold]  block [cyan]{r.block}[/cyan]" + (f"  ({r.source})" if r.source else ""))
-    opts = ", ".join(f"{k}={v}" for k, v in r.options.items())
+    console.print(f"[bold]{txt(r.name)}[/bold]  block [cyan]{txt(r.block)}[/cyan]"
+                  + (f"  ({txt(r.source)})" if r.source else ""))
+    opts = ", ".join(f"{txt(k)}={txt(v)}" for k, v in r.options.items())
     console.print(f"options: {opts}")
     names = r.input_names or [None] * len(r.inputs)
     paths = r.output_paths if len(r.output_paths) == len(r.outputs) and r.output_paths != ["out"] else \
@@ -213,7 +222,7 @@ def render_compare(console: Console, env: Envelope) -> None:
         return f"[bold green]{text}[/bold green]" if name in best.get(metric, ()) else text
 
     pareto = env.pareto_metrics is not None
-    t = Table(title=f"Comparison (ratios to baseline '{env.baseline}'; best of each column in bold green)",
+    t = Table(title=f"Comparison (ratios to baseline '{txt(env.baseline)}'; best of each column in bold green)",
               header_style="bold")
     for col, just in (("name", "left"), ("block", "left"), ("inputs -> output", "left"), ("params", "right"),
                       ("x", "right"), ("MACs", "right"), ("x", "right"), ("FLOPs", "right"), ("x", "right"),
@@ -223,11 +232,11 @@ def render_compare(console: Console, env: Envelope) -> None:
         t.add_column("Pareto", justify="center")
     for r in env.reports:
         if isinstance(r, ErrorEntry):
-            t.add_row(r.name, "[red]error[/red]", "see below", *["-"] * (9 + pareto))
+            t.add_row(txt(r.name), "[red]error[/red]", "see below", *["-"] * (9 + pareto))
             continue
         q = ratios.get(r.name, {})
         shapes = shapes_text(r)
-        t.add_row(r.name, r.block, shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
+        t.add_row(txt(r.name), txt(r.block), shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
                   mark("macs", r.name, si(r.cost.macs)), ratio(q.get("macs")),
                   mark("flops", r.name, si(r.cost.flops)), ratio(q.get("flops")),
                   mark("memory", r.name, binary(r.memory.peak_activation_bytes)),
@@ -239,12 +248,12 @@ def render_compare(console: Console, env: Envelope) -> None:
         for metric in ("params", "macs"):
             console.print(_node_comparison(necks, metric))
     for r in env.failed:
-        console.print(f"[red]{r.name}: {r.error['message']}[/red]", markup=True)
+        console.print(f"[red]{txt(r.name)}: {txt(r.error['message'])}[/red]", markup=True)
     if pareto and env.pareto_metrics:
         console.print(f"[dim]Pareto: ✓ = no other design is at least as good on all of "
                       f"{', '.join(env.pareto_metrics)} and better on one[/dim]")
     for note in env.notes:
-        console.print(f"[dim]{note}[/dim]", markup=True)
+        console.print(f"[dim]{txt(note)}[/dim]", markup=True)
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
         console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
