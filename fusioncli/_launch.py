@@ -77,6 +77,6 @@ def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`fusion blocks | head -1`): nothing left to say
+        except (OSError, ValueError, AttributeError):  # a closed pipe (`fusion blocks | head -1`), a closed stream
             pass
     os._exit(code)

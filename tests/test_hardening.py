@@ -681,3 +681,72 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(tmp_path):
 def test_error_and_warning_lines_escape_control_characters():
     code, out, err = run_main("inspect", "a\x1b[2Jb", "--no-time")
     assert code == 2 and "\x1b" not in err and "a\\x1b[2Jb" in err
+
+
+# --------------------------------------------------------------------------- streams and environment
+
+FUSION = [sys.executable, "-m", "fusioncli"]
+
+
+def _sh(script: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = " ".join(FUSION)
+    return subprocess.run(["bash", "-c", script.replace("FUSION", cmd)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_closed_stdout_is_one_line_not_a_traceback(tmp_path):
+    r = _sh("FUSION blocks >&-; echo rc=$?")
+    assert "rc=1" in r.stdout or r.returncode == 0
+    assert "Traceback" not in r.stderr and "standard output is closed" in r.stderr
+    out = tmp_path / "o.json"
+    r = _sh(f"FUSION inspect add --in 4x4x4 --in 4x4x4 --out 4 --no-time --json -o {out} >&-; echo rc=$? >&2")
+    assert "rc=0" in r.stderr and json.loads(out.read_text())["reports"][0]["cost"]["flops"] == 64
+
+
+def test_broken_pipe_is_a_quiet_141():
+    r = _sh("FUSION compare add concat gated aff se cbam --no-time | head -1 >/dev/null; echo rc=${PIPESTATUS[0]}")
+    assert "rc=141" in r.stdout and r.stderr == "", r.stderr
+    # JSON larger than a pipe's buffer (64 KiB), so the writer is still writing when head leaves
+    r = _sh("FUSION compare concat add gated multiscale cat dpt aff iaff sk skff bifpn asff fpn pan gff ffm se cbam "
+            "segformer crossattn --no-time --json | head -c 5 >/dev/null; echo rc=${PIPESTATUS[0]}")  # 138 kB
+    assert "rc=141" in r.stdout and r.stderr == "", r.stderr
+
+
+def test_closed_stderr_keeps_the_exit_code():
+    r = _sh("FUSION inspect add --in 4x4x4 --in 4x4x4 --out 4 --no-time >/dev/null 2>&-; echo rc=$?")
+    assert "rc=0" in r.stdout
+    r = _sh("FUSION inspect nosuch >/dev/null 2>&-; echo rc=$?")
+    assert "rc=2" in r.stdout
+
+
+@pytest.mark.parametrize("args", [["sweep", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--vary", "size=4,8",
+                                   "--no-time"],
+                                  ["compare", "add", "concat", "--in", "4x4x4", "--in", "4x4x4", "--out", "4",
+                                   "--no-time"],
+                                  ["inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--min-time",
+                                   "0.01"]])
+def test_ascii_terminal_gets_ascii_stand_ins(args):
+    r = subprocess.run([*FUSION, *args], capture_output=True, timeout=300,
+                       env={**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    r.stdout.decode("ascii")  # every byte ASCII
+    assert b"Traceback" not in r.stderr
+    if args[0] == "sweep":
+        assert b"FLOPs ~ size^2.00" in r.stdout  # the proportionality sign's stand-in
+
+
+def test_read_only_home_gives_no_matplotlib_warnings(tmp_path):
+    pytest.importorskip("matplotlib")
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o500)
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    try:
+        r = subprocess.run([*FUSION, "compare", "add", "concat", "--in", "4x4x4", "--in", "4x4x4", "--out", "4",
+                            "--no-time", "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, timeout=300,
+                           env=env)
+    finally:
+        home.chmod(0o700)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and (tmp_path / "p.png").stat().st_size > 0

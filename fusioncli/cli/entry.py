@@ -115,12 +115,62 @@ def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [""])[0]
 
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away (`| head`)
+
+#: what a terminal that is not UTF-8 gets for the symbols fusion prints (PYTHONIOENCODING=ascii, LANG=C)
+ASCII = {"∝": "~", "✓": "yes", "±": "+/-", "…": "...", "×": "x", "→": "->", "≤": "<=", "≥": ">=", "µ": "u",
+         "━": "-", "─": "-", "┃": "|", "│": "|", "┏": "+", "┓": "+", "┗": "+", "┛": "+", "┡": "+", "┩": "+",
+         "┳": "+", "┻": "+", "╇": "+", "┼": "+", "└": "+", "┘": "+", "┌": "+", "┐": "+", "├": "+", "┤": "+",
+         "┬": "+", "┴": "+", "╸": "-", "•": "*", "█": "#", "░": ".", "▏": "|"}
+
+
+def _ascii_fallback(err: UnicodeEncodeError):
+    text = err.object[err.start:err.end]
+    return "".join(ASCII.get(ch, "?") for ch in text), err.end
+
+
+def prepare_streams(args: Sequence[str]) -> int | None:
+    """The standard streams as a command needs them: a closed stderr (``2>&-``) swallows warnings (the exit
+    code is the command's); a closed stdout (``>&-``) is an error unless ``--output`` takes the data; an
+    encoding that lacks fusion's symbols gets ASCII stand-ins. Returns an exit code to stop with, or None."""
+    import codecs
+    import os
+
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (for the process's life)
+    if sys.stdout is None:
+        if _option_value(list(args), ("--output", "-o")) is None and any(a in args for a in ("inspect", "compare",
+                                                                                            "sweep", "merge", "blocks",
+                                                                                            "presets", "explain",
+                                                                                            "schema")):
+            sys.stderr.write("fusion: error: standard output is closed; give --output FILE for the data\n")
+            return 1
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    try:
+        codecs.lookup_error("fusion-ascii")
+    except LookupError:
+        codecs.register_error("fusion-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding and not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="fusion-ascii")
+    return None
+
+
 def run(app, argv: Sequence[str] | None = None) -> int:
     """Run ``app`` on ``argv`` (default: ``sys.argv[1:]``); return the exit code, print any error as one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     extra = {} if argv is None else {"prog_name": "fusion"}
+    was_devnull = _is_devnull()
     try:
         rv = app(args=args, standalone_mode=False, **extra)
+    except SystemExit:
+        # rich (Console.on_broken_pipe) and click answer a broken pipe by pointing stdout at /dev/null
+        # (or wrapping it) and exiting 1, silently: say it the conventional way
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper" or (_is_devnull() and not was_devnull):
+            _silence_stdout()
+            return BROKEN_PIPE
+        raise
     except NoArgsIsHelpError as e:  # bare `fusion`: the help, as Typer shows it
         if e.format_message().strip():
             e.show()
@@ -137,6 +187,9 @@ def run(app, argv: Sequence[str] | None = None) -> int:
     except FusionError as e:  # raised outside a command's own handling
         report_error(e, wanted_format(args), wanted_output(args))
         return e.exit_code
+    except BrokenPipeError:  # the reader left (`| head`): nothing more to say, to anyone
+        _silence_stdout()
+        return BROKEN_PIPE
     except Exception as e:
         if state.debug:
             raise
@@ -152,10 +205,40 @@ def run(app, argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def _is_devnull() -> bool:
+    """Whether file descriptor 1 is /dev/null now."""
+    import os
+
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not raise a second BrokenPipeError
+    (the recipe of Python's signal documentation)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from . import app
 
-    code = run(app, argv)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    stop = prepare_streams(sys.argv[1:] if argv is None else argv)
+    code = stop if stop is not None else run(app, argv)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            code = code or BROKEN_PIPE
+        except (OSError, ValueError, AttributeError):  # a stream closed or absent (None)
+            pass
     sys.exit(code)

@@ -25,6 +25,22 @@ VARIABLE_LABELS = {
 }
 
 
+def _config_dir() -> None:
+    """matplotlib writes a font cache under ``MPLCONFIGDIR`` (default ``~/.config/matplotlib``) and warns
+    on stderr when it cannot; with a read-only or missing HOME, use a private temporary folder."""
+    import os
+    import tempfile
+
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    probe = home
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="fusion-mpl-")
+
+
 def check_plot(path: str | None) -> Path | None:
     """Validate ``--plot FILE`` before any work: extension, folder, and matplotlib installed."""
     if path is None:
@@ -34,6 +50,7 @@ def check_plot(path: str | None) -> Path | None:
         raise SpecError.bad("--plot", path, "expected a file name ending in " + ", ".join(FORMATS))
     if not p.parent.is_dir():
         raise SpecError.bad("--plot", path, f"folder '{p.parent}' does not exist")
+    _config_dir()
     try:
         import matplotlib  # noqa: F401
     except ImportError:
