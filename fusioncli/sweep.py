@@ -316,6 +316,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_VALIDATOR: list = []
+
+
+def _check_schema(label: str, doc: Any) -> None:
+    """A merged file's object against the packaged JSON Schema (a sweep envelope or a jsonl line):
+    the first violation, with where it is, is the error."""
+    if not _VALIDATOR:
+        import jsonschema
+
+        from .schema import load_schema
+
+        schema = load_schema()
+        _VALIDATOR.append(jsonschema.Draft202012Validator(schema))
+    validator = _VALIDATOR[0]
+    if validator.is_valid(doc):
+        return
+    import jsonschema
+
+    errors = list(validator.iter_errors(doc))
+    best = jsonschema.exceptions.best_match(errors)
+    where = "/".join(str(p) for p in best.absolute_path) or "the top level"
+    raise SpecError(f"merge: {label}: not a valid sweep output at {where}: {_short(best.instance)} "
+                    f"({best.message[:120]})", field="FILES")
+
+
 def _check_definition(label: str, key: dict) -> None:
     """The grid a file claims: a list of spec names, ``vary`` a table of non-empty value lists, a sane size."""
     specs, vary = key["specs"], key["vary"]
@@ -385,6 +410,7 @@ def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
     by_index: dict[int, Report | ErrorEntry] = {}
     duplicates = 0
     for label, doc in documents:
+        _check_schema(label, doc)
         if not isinstance(doc, dict) or not isinstance(doc.get("sweep"), dict):
             raise SpecError(f"merge: {label}: not a sweep output (no 'sweep' object); "
                             "allowed: the output of `fusion sweep --format json` or `--format jsonl`", field="FILES")

@@ -750,3 +750,65 @@ def test_read_only_home_gives_no_matplotlib_warnings(tmp_path):
         home.chmod(0o700)
     assert r.returncode == 0, r.stderr
     assert r.stderr == "" and (tmp_path / "p.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _wait_for(predicate, timeout=120.0):
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+SLOW_SWEEP = ["sweep", "concat", "crossattn", "--vary", "size=8,16,24,32,40,48,56,64", "--min-time", "0.3"]
+
+
+@pytest.mark.parametrize("sig,code,word", [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_a_signal_mid_sweep_leaves_outputs_as_they_were(tmp_path, sig, code, word):
+    import signal
+
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("the old content\n")
+    p = subprocess.Popen([*FUSION, *SLOW_SWEEP, "-f", "jsonl", "-o", str(kept)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert _wait_for(lambda: any(f.name.startswith(".kept.jsonl") for f in tmp_path.iterdir()) or p.poll() is not None)
+    time.sleep(1.0)  # inside the timed runs
+    p.send_signal(getattr(signal, sig))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert err.strip().splitlines()[-1] == f"fusion: {word}" and "Traceback" not in err
+    assert kept.read_text() == "the old content\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["kept.jsonl"]  # no temporary file left
+
+
+def test_sigterm_keeps_finished_jsonl_lines_on_stdout(tmp_path):
+    import signal
+
+    out_path = tmp_path / "out.jsonl"
+    with open(out_path, "w") as out:
+        p = subprocess.Popen([*FUSION, *SLOW_SWEEP, "-f", "jsonl"], stdout=out, stderr=subprocess.PIPE, text=True)
+        assert _wait_for(lambda: out_path.stat().st_size > 0 or p.poll() is not None)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    lines = out_path.read_text().splitlines()
+    assert lines and all(json.loads(line)["report"]["sweep"]["index"] == i for i, line in enumerate(lines))
+
+
+@pytest.mark.parametrize("delay", [2.5, 4.0])
+def test_ctrl_c_during_compile_is_honoured(delay):
+    """The compile path (inductor's worker pool ignores SIGINT in its workers, never in fusion)."""
+    import signal
+
+    p = subprocess.Popen([*FUSION, "inspect", "concat", "--in", "8x8x8", "--in", "8x8x8", "--out", "8", "--compile",
+                          "--min-time", "3"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal starts it
+    time.sleep(delay)
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "fusion: interrupted", err

@@ -10,6 +10,7 @@ JSON error object, so a script never parses an empty stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -49,6 +50,48 @@ class Interrupted(FusionError):
 
     kind = "interrupted"
     exit_code = INTERRUPTED
+
+
+TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(Interrupted):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's end of job): exit code 143."""
+
+    kind = "terminated"
+    exit_code = TERMINATED
+
+
+class SigTerm(KeyboardInterrupt):
+    """Raised where SIGTERM lands, so that it unwinds exactly as Ctrl-C does: ``--output`` files left as
+    they were, temporary files removed, finished jsonl lines complete."""
+
+
+_signals = {"term": False}
+
+
+def _on_sigterm(signum, frame) -> None:
+    if _signals["term"]:  # a second SIGTERM while unwinding: let the first one finish the clean-up
+        return
+    _signals["term"] = True
+    raise SigTerm()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM handled as Ctrl-C for the duration (main thread only; the previous handler restored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _signals["term"] = False
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _option_value(args: Sequence[str], names: Sequence[str]) -> str | None:
@@ -198,10 +241,11 @@ def run(app, argv: Sequence[str] | None = None) -> int:
         report_error(err, wanted_format(args), wanted_output(args))
         return err.exit_code
     if rv == INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130; an --output FILE is left as it was
-        sys.stderr.write("fusion: interrupted\n")
+        err = Terminated("terminated") if _signals["term"] else Interrupted("interrupted")
+        sys.stderr.write(f"fusion: {err.message}\n")
         if wanted_format(args) == "json" and _option_value(args, ("--output", "-o")) is None:
-            sys.stdout.write(json.dumps(error_object(Interrupted("interrupted"))) + "\n")
-        return INTERRUPTED
+            sys.stdout.write(json.dumps(error_object(err)) + "\n")
+        return err.exit_code
     return rv if isinstance(rv, int) else 0
 
 
@@ -232,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from . import app
 
     stop = prepare_streams(sys.argv[1:] if argv is None else argv)
-    code = stop if stop is not None else run(app, argv)
+    with sigterm_as_interrupt():
+        code = stop if stop is not None else run(app, argv)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
