@@ -102,13 +102,16 @@ class Cost:
 
 @dataclass(frozen=True)
 class Memory:
-    """Bytes held: weights, buffers, the inputs and outputs, and the forward's peak of live activations."""
+    """Bytes held: weights, buffers, the inputs and outputs, and the forward's peak of live activations;
+    ``largest_op_bytes``: the most one op call reads and writes (what a kernel may copy into its own
+    layout, e.g. oneDNN's reorders around a convolution)."""
 
     param_bytes: int = 0
     buffer_bytes: int = 0
     input_bytes: int = 0
     output_bytes: int = 0
     peak_activation_bytes: int = 0
+    largest_op_bytes: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,8 +47,10 @@ def test_cost_and_memory_serialise_in_one_form_and_read_back():
     act = 64 * 32 * 32 * 4
     assert d["cost"]["bytes"]["total"] == r.cost.bytes.read + r.cost.bytes.written
     assert d["cost"]["arithmetic_intensity"] == r.cost.flops / r.cost.bytes.total
+    # the largest op is the cat (reads 2 maps, writes their concatenation: 4 maps), not the conv
+    # (reads the concatenation, weights and bias, writes 1 map: 3 maps + 33,024 B)
     assert d["memory"] == {"param_bytes": (128 * 64 + 64) * 4, "buffer_bytes": 0, "input_bytes": 2 * act,
-                           "output_bytes": act, "peak_activation_bytes": 3 * act}
+                           "output_bytes": act, "peak_activation_bytes": 3 * act, "largest_op_bytes": 4 * act}
     assert entry_from_dict(d) == r  # breakdowns included
 
 

@@ -232,12 +232,15 @@ def test_activations_that_do_not_fit_are_refused_after_the_meta_pass(monkeypatch
     import fusioncli.analysis.guard as guard
 
     # concat 2 x (1, 8, 64, 64) -> 64: inputs 262,144 B; parameters (16*64 + 64) * 4 = 4,352 B;
-    # peak activations: cat 262,144 + conv output 1,048,576 = 1,310,720 B; need 1,577,216 B
-    monkeypatch.setattr(guard, "available_memory", lambda device: 1_500_000)
+    # peak activations: cat 262,144 + conv output 1,048,576 = 1,310,720 B; the largest op, the conv,
+    # reads 262,144 + 4,096 + 256 and writes 1,048,576 = 1,315,072 B; allocator slack: 4 x that
+    # = 5,260,288 B; + 16 MiB runtime overhead: need 24,929,792 B (23.8 MiB), against 80% of 20 MB
+    monkeypatch.setattr(guard, "available_memory", lambda device: 20_000_000)
     args = ("inspect", "concat", "--in", "8x64x64", "--in", "8x64x64", "--out", "64", "--min-time", "0.01")
     code, out, err = run_main(*args)
-    assert_one_line_error(code, out, err, 1, "concat: a run on cpu needs about 1.5 MiB",
-                          "parameters 4.2 KiB + inputs 256.0 KiB + peak activations 1.2 MiB", "--force")
+    assert_one_line_error(code, out, err, 1, "concat: a run on cpu needs about 23.8 MiB",
+                          "parameters 4.2 KiB + inputs 256.0 KiB + peak activations 1.2 MiB + largest op's working "
+                          "set 1.3 MiB + allocator slack 5.0 MiB + runtime overhead 16.0 MiB", "--force")
     code, out, err = run_main(*args, "--force", "--json")
     assert code == 0, err
     assert json.loads(out)["reports"][0]["timing"]["runs"] >= 1
@@ -249,10 +252,16 @@ def test_required_bytes_by_part():
 
     from fusioncli.report import Memory
 
-    memory = Memory(param_bytes=100, buffer_bytes=20, input_bytes=1000, peak_activation_bytes=5000)
+    from fusioncli.analysis.guard import RUNTIME_OVERHEAD
+
+    memory = Memory(param_bytes=100, buffer_bytes=20, input_bytes=1000, peak_activation_bytes=5000,
+                    largest_op_bytes=3000)
     cost = 7000  # bytes the forward writes
     assert required_bytes(memory, cost, device="cpu", dtype="float32") == {
-        "parameters": 120, "inputs": 1000, "peak activations": 5000}
+        "parameters": 120, "inputs": 1000, "peak activations": 5000, "largest op's working set": 3000,
+        "allocator slack": 4 * 3000, "runtime overhead": RUNTIME_OVERHEAD}  # min(4 x largest op, 288 MiB)
+    last = required_bytes(memory, cost, device="cpu", dtype="float32", mode=TimingMode(channels_last=True))
+    assert last["channels-last copies"] == 120 + 1000
     # 16-bit on CPU: the float32 draft of the inputs exists while they are cast
     assert required_bytes(memory, cost, device="cpu", dtype="float16")["float32 input draft"] == 2000
     assert "float32 input draft" not in required_bytes(memory, cost, device="cuda", dtype="float16")
@@ -460,12 +469,13 @@ def test_cuda_memory_is_read_from_the_device(monkeypatch):
 
     from fusioncli.analysis import guard
 
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1_000_000, 80_000_000_000))
-    assert guard.available_memory("cuda") == 1_000_000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20_000_000, 80_000_000_000))
+    assert guard.available_memory("cuda") == 20_000_000
     from fusioncli.report import Memory
 
+    # 1,000,000 bytes of tensors + the 16 MiB runtime overhead (no op counted: no slack), against 80% of 20 MB
     memory = Memory(param_bytes=400_000, buffer_bytes=0, input_bytes=400_000, peak_activation_bytes=200_000)
-    with pytest.raises(RunError, match=r"needs about 976.6 KiB .* 976.6 KiB of GPU memory free allows 781.2 KiB"):
+    with pytest.raises(RunError, match=r"needs about 17.0 MiB .* 19.1 MiB of GPU memory free allows 15.3 MiB"):
         guard.check_memory("b", memory, 0, device="cuda", dtype="float32")
     guard.check_memory("b", memory, 0, device="cuda", dtype="float32", force=True)
 
@@ -812,3 +822,11 @@ def test_ctrl_c_during_compile_is_honoured(delay):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "fusion: interrupted", err
+
+
+def test_a_sweep_grid_too_large_is_refused_before_it_is_built():
+    sizes = ",".join(map(str, range(1, 401)))
+    t = time.perf_counter()
+    code, out, err = run_main("sweep", "add", "--vary", f"size={sizes}", "--vary", f"batch={sizes}", "--no-time")
+    assert code == 2 and "160,000 grid points" in err and "at most 100,000" in err
+    assert time.perf_counter() - t < 10

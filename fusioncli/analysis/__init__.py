@@ -417,6 +417,7 @@ def analyze(
         input_bytes=sum(x.numel() * x.element_size() for x in flat_inputs),
         output_bytes=sum(o.numel() * o.element_size() for o in outs),
         peak_activation_bytes=counts.peak_activation_bytes,
+        largest_op_bytes=counts.largest_op_bytes,
     )
     cost = Cost(
         macs=counts.total.macs,

@@ -127,6 +127,7 @@ class CostResult:
     uncounted: dict[str, int]
     peak_activation_bytes: int
     touched: set = field(default_factory=set, repr=False)  # ids of tensors that took part in an op
+    largest_op_bytes: int = 0  # the most bytes one op call read and wrote (its kernel's working set)
 
 
 class CostCounter(TorchDispatchMode):
@@ -149,6 +150,7 @@ class CostCounter(TorchDispatchMode):
         self.root_name = root_name
         self.live = 0
         self.peak = 0
+        self.largest = 0
         self._depth = 0
 
     def __enter__(self):
@@ -220,6 +222,7 @@ class CostCounter(TorchDispatchMode):
                 self.live += nbytes
                 weakref.finalize(o, self._release, nbytes)
             self.peak = max(self.peak, self.live)
+            self.largest = max(self.largest, read + written)
         self.total.add(macs, flops, read, written)
         self.by_op[name].add(macs, flops, read, written)
         for module in self._module_names():
@@ -228,7 +231,7 @@ class CostCounter(TorchDispatchMode):
 
     def result(self) -> CostResult:
         return CostResult(self.total, dict(self.by_op), dict(self.by_module), dict(self.uncounted), self.peak,
-                          self.touched)
+                          self.touched, self.largest)
 
 
 def _noop(*_args) -> None:

@@ -8,9 +8,19 @@ Two checks; ``force`` (``--force``) lifts the memory estimates and the 2**40 lim
    available now.
 2. After the meta pass, before the block is built on a real device (:func:`check_memory`):
 
-   ``need = parameters + buffers + inputs + peak activations``
+   ``need = parameters + buffers + inputs + peak activations + the largest op's working set
+   + min(4 x the largest op's working set, 288 MiB) + a fixed runtime overhead``
 
-   from the meta pass's ``report.memory``; with ``--backward`` the parameters' gradients,
+   from the meta pass's ``report.memory``. The largest op's read and written bytes stand for the
+   copies a kernel may make (oneDNN reorders a convolution's input and output into its blocked
+   layout, and its weights); the allocator's slack for what it keeps of the timed calls' freed
+   blocks (glibc raises its mmap threshold once a large block is freed, so later ones stay in the
+   heap: 9 outputs of ``cat`` were kept, measured; blocks over 32 MiB, glibc's largest threshold,
+   are always unmapped when freed, hence the cap of 9 x 32 MiB); the overhead (:data:`RUNTIME_OVERHEAD`) for the allocator's
+   arenas, primitive caches and scratchpads. Both were sized by ``benchmarks/guard_rss.py``,
+   which measures the peak resident memory of timed runs of every block at two shapes
+   against this estimate. With ``--channels-last`` the weights and inputs are copied once
+   more; with ``--backward`` the parameters' gradients,
    the inputs' gradients and every activation the forward wrote (``cost.bytes.written``,
    an upper bound on what autograd saves) are added; under ``--autocast`` the weights
    and inputs stay float32. On CPU the inputs' float32 draft counts too when the dtype is
@@ -65,6 +75,11 @@ def available_memory(device: str) -> int | None:
     return available_ram()
 
 
+RUNTIME_OVERHEAD = 16 << 20  # bytes a timed run holds beyond its tensors (benchmarks/guard_rss.py)
+ALLOCATOR_SLACK = 4  # freed blocks glibc may keep, in largest-op working sets (benchmarks/guard_rss.py: cat x4 kept 9 outputs)
+MAX_SLACK = 9 * (32 << 20)  # glibc maps blocks over 32 MiB (its largest mmap threshold) and unmaps them when freed
+
+
 def required_bytes(memory: Memory, written: int, *, device: str, dtype: str,
                    mode: Any = None) -> dict[str, int]:
     """The estimate of a real run, by part (bytes); see the module docstring.
@@ -77,7 +92,12 @@ def required_bytes(memory: Memory, written: int, *, device: str, dtype: str,
     widen = 4 / esize if autocast else 1  # autocast keeps float32 weights and inputs
     params = int((memory.param_bytes + memory.buffer_bytes) * widen)
     inputs = int(memory.input_bytes * widen)
-    parts = {"parameters": params, "inputs": inputs, "peak activations": memory.peak_activation_bytes}
+    parts = {"parameters": params, "inputs": inputs, "peak activations": memory.peak_activation_bytes,
+             "largest op's working set": memory.largest_op_bytes,
+             "allocator slack": min(ALLOCATOR_SLACK * memory.largest_op_bytes, MAX_SLACK),
+             "runtime overhead": RUNTIME_OVERHEAD}
+    if getattr(mode, "channels_last", False):
+        parts["channels-last copies"] = params + inputs
     if device == "cpu" and esize != 4 and not autocast:
         parts["float32 input draft"] = inputs * 4 // esize
     if backward:

@@ -170,6 +170,10 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         if not grid_vars:
             raise SpecError("--vary: at least one is needed, e.g. --vary size=16,32,64", field="--vary")
         which = S.parse_shard(shard)
+        points_n = S.grid_size(specs, grid_vars)
+        if points_n > S.MAX_POINTS:
+            raise SpecError.bad("--vary", f"{points_n:,} grid points", f"allowed: at most {S.MAX_POINTS:,} (the SPECs "
+                                "times each --vary's values); split the sweep")
         from ..render.plot import check_plot, plot_variable
 
         plot_path = check_plot(plot)
