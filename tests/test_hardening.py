@@ -809,7 +809,7 @@ def test_sigterm_keeps_finished_jsonl_lines_on_stdout(tmp_path):
     assert lines and all(json.loads(line)["report"]["sweep"]["index"] == i for i, line in enumerate(lines))
 
 
-@pytest.mark.parametrize("delay", [2.5, 4.0])
+@pytest.mark.parametrize("delay", [3.0])
 def test_ctrl_c_during_compile_is_honoured(delay):
     """The compile path (inductor's worker pool ignores SIGINT in its workers, never in fusion)."""
     import signal
