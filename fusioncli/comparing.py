@@ -37,6 +37,20 @@ def expand_specs(texts: list[str]) -> list[str]:
     return out
 
 
+def output_sizes_note(entries) -> str | None:
+    """A note when the designs compared do not all output at one spatial size (blocks align their inputs
+    to the first, the largest or the smallest by default, ``align``): their costs are not like for like."""
+    sizes: dict[tuple, list[str]] = {}
+    for r in entries:
+        if isinstance(r, Report) and r.outputs and len(r.outputs[0]) >= 3:
+            sizes.setdefault(tuple(r.outputs[0][2:]), []).append(r.name)
+    if len(sizes) < 2:
+        return None
+    shown = "; ".join(f"{'x'.join(map(str, size))}: {', '.join(names)}" for size, names in sizes.items())
+    return (f"outputs at different sizes ({shown}): blocks align their inputs to the first, the largest or the "
+            "smallest by default; --set align=first (or largest) compares them at one size")
+
+
 @dataclass
 class CompareChoice:
     """The validated --baseline, --sort, --pareto and --plot of one compare run."""
@@ -96,6 +110,9 @@ class CompareChoice:
             env.notes.append(f"Pareto front over {', '.join(metrics)} ({', '.join(missing)} left out: {why})")
         env.pareto_metrics = metrics
         env.pareto_front = P.pareto_front(entries, metrics) if metrics else []
+        note = output_sizes_note(entries)
+        if note:
+            env.notes.append(note)
         env.best = P.best(entries)
         if self.sort:
             env.reports = P.sort_entries(entries, self.sort)

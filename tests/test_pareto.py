@@ -186,3 +186,14 @@ def test_compare_json_matches_the_schema():
     jsonschema.Draft202012Validator(load_schema()).validate(d)
     d["pareto_metrics"] = ["speed"]
     assert not jsonschema.Draft202012Validator(load_schema()).is_valid(d)
+
+
+def test_compare_says_when_outputs_differ_in_size():
+    """aff aligns to the largest input by default, concat to the first: 128x128 against 64x64."""
+    r = run("compare", "aff", "concat", "--in", "16x8x8", "--in", "16x16x16", "--out", "16", "--no-time", "--json")
+    d = json.loads(r.stdout)
+    assert [x["outputs"][0][2:] for x in d["reports"]] == [[16, 16], [8, 8]]
+    assert any(n.startswith("outputs at different sizes (16x16: aff; 8x8: concat)") for n in d["notes"])
+    r = run("compare", "aff", "concat", "--in", "16x8x8", "--in", "16x16x16", "--out", "16", "--set", "align=first",
+            "--no-time", "--json")
+    assert not any("different sizes" in n for n in json.loads(r.stdout).get("notes", []))

@@ -151,12 +151,12 @@ def fusion_factory(kind: str, options: dict[str, Any] | None = None) -> Callable
     from .. import registry, userblock
 
     options = dict(options or {})
-    if kind in registry.kinds() and not kind.startswith("neck:"):
+    if registry.is_neck(kind):
+        raise SpecError.bad("node", kind, "a fusion block kind or a user block (FILE.py:NAME), not a neck")
+    if kind in registry.kinds():
         def make(in_channels: list[int], out_channels: int) -> nn.Module:
             return registry.create_fusion(kind, in_channels, out_channels, **options)
         return make
-    if kind.startswith("neck:"):
-        raise SpecError.bad("node", kind, "a fusion block kind or a user block (FILE.py:NAME), not a neck")
     target = userblock.load_reference(kind)
 
     def make_user(in_channels: list[int], out_channels: int) -> nn.Module:
