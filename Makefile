@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# about half a minute after the set-up: five blocks timed, a plot, a neck with three nodes, JSON piped
 demo: $(STAMP)
-	$(BIN)/fusion compare presets/*.toml --min-time 0.2
+	$(BIN)/fusion compare add concat gated aff se --in 64x32x32 --in 64x32x32 --out 64 --threads 1 --min-time 0.1 --plot demo-compare.png
+	$(BIN)/fusion compare resnet50-fpn --node add --node aff --node bifpn --no-time
+	$(BIN)/fusion inspect neck:fpn --backbone resnet18 --image 256 --no-time --json | $(BIN)/python -c "import json, sys; r = json.load(sys.stdin)['reports'][0]; print(r['name'], 'params', r['params']['total'], 'MACs', r['cost']['macs'])"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

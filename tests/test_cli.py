@@ -175,3 +175,18 @@ def test_python_dash_m_and_listing_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_listings_honour_csv_and_markdown():
+    import csv as csv_module
+    import io
+
+    from fusioncli.registry import list_fusions, list_necks
+
+    r = run("blocks", "--format", "csv")
+    rows = list(csv_module.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["kind", "what it computes", "source", "default inputs -> out"]
+    assert [row[0] for row in rows[1:]] == [*list_fusions(), *list_necks()]
+    r = run("presets", "--format", "markdown")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "| name | block | inputs (CxHxW) | out | from |" and len(lines) == 2 + len(bundled_presets())

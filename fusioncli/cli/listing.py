@@ -27,6 +27,26 @@ def _listing(key: str, entries: list) -> dict:
     return {"schema_version": SCHEMA_VERSION, "tool": {"name": "fusioncli", "version": __version__}, key: entries}
 
 
+def _plain(fmt: Format, header: list[str], rows: list[list[str]]) -> bool:
+    """A listing as CSV or a Markdown table on stdout; False for the other formats."""
+    from ..render.formats import printable
+
+    if fmt == Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([[printable(c) for c in row] for row in rows])
+        return True
+    if fmt == Format.markdown:
+        cell = lambda c: printable(c).replace("|", "\\|")  # noqa: E731
+        sys.stdout.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
+        for row in rows:
+            sys.stdout.write("| " + " | ".join(cell(c) for c in row) + " |\n")
+        return True
+    return False
+
+
 @app.command("blocks")
 def blocks_cmd(
     pattern: Annotated[str, typer.Argument(help="fnmatch filter, e.g. 's*'.")] = "*",
@@ -58,6 +78,11 @@ def blocks_cmd(
                        "default_out": None, "plugin": plugin_distribution(ep)} for k, ep in plugins.items()])
         json.dump(_listing("blocks", entries), sys.stdout, indent=2)
         sys.stdout.write("\n")
+        return
+    header = ["kind", "what it computes", "source", "default inputs -> out"]
+    plain = ([[b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}"] for b in (*rows, *necks)]
+             + [[k, f"plugin from {plugin_distribution(ep)}", ep.value, "--in needed"] for k, ep in plugins.items()])
+    if _plain(fmt, header, plain):
         return
     from rich.console import Console
     from rich.table import Table
@@ -99,6 +124,9 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
                                         "out": s.out, "options": s.options, "source": s.source, "path": s.path}
                                        for s in specs]), sys.stdout, indent=2)
         sys.stdout.write("\n")
+        return
+    if _plain(fmt, ["name", "block", "inputs (CxHxW)", "out", "from"],
+              [[s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source] for s in specs]):
         return
     from rich.console import Console
     from rich.table import Table
