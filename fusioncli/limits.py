@@ -98,6 +98,16 @@ def check_min_time(min_time: float) -> None:
         raise SpecError.bad("--min-time", min_time, f"allowed: 0 to {MAX_MIN_TIME:g} seconds")
 
 
+def check_max_time(max_time: float | None, min_time: float = 0.0) -> None:
+    """A cap on a block's timed runs: finite, positive, at most the largest budget, and not below ``--min-time``."""
+    if max_time is None:
+        return
+    if not (isinstance(max_time, (int, float)) and math.isfinite(max_time) and 0 < max_time <= MAX_MIN_TIME):
+        raise SpecError.bad("--max-time", max_time, f"allowed: above 0, at most {MAX_MIN_TIME:g} seconds")
+    if max_time < min_time:
+        raise SpecError.bad("--max-time", max_time, f"allowed: at least --min-time ({min_time:g} s)")
+
+
 def check_threads(threads: int | None) -> None:
     """More threads than 4 per CPU measures nothing but the scheduler, and 10**5 of them can take the machine down."""
     cpus = os.cpu_count() or 1

@@ -142,6 +142,7 @@ class Timing:
     gflops_per_s: float | None = None  # forward FLOPs / median (forward mode only)
     gbytes_per_s: float | None = None  # bytes moved / median (forward mode only)
     samples_per_s: float | None = None  # batch / median
+    capped: bool = False  # --max-time stopped the runs before the 7 a timing needs
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,3 +39,31 @@ def test_time_forward_takes_at_least_min_runs():
     t = time_forward(model, [torch.randn(1, 4, 8, 8)], threads=1, min_time=0.01, min_runs=6)
     assert t.runs >= 6 and t.calls >= t.runs
     assert 0 < t.min_ms <= t.median_ms
+
+
+def test_max_time_caps_the_timed_runs_of_a_slow_block():
+    import time as _time
+
+    from torch import nn
+
+    from fusioncli.analysis.timing import time_forward
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            _time.sleep(0.05)
+            return x
+
+    x = torch.zeros(1)
+    free = time_forward(Slow(), (x,), threads=1, min_time=0.1, warmup=1)
+    assert free.runs == 7 and not free.capped  # the 7-run floor holds without a cap
+    capped = time_forward(Slow(), (x,), threads=1, min_time=0.1, max_time=0.1, warmup=1)
+    assert capped.capped and 2 <= capped.runs < 7
+
+
+@pytest.mark.parametrize("args,message", [(("--max-time", "nan"), "--max-time: invalid value nan"),
+                                          (("--max-time", "0.1", "--min-time", "0.5"), "at least --min-time")])
+def test_bad_max_time_is_a_usage_error(args, message):
+    from cli_helpers import run_main
+
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", *args)
+    assert code == 2 and message in err

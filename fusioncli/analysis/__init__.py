@@ -175,14 +175,15 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          cost: Cost) -> tuple[Timing, dict[str, float] | None]:
+          cost: Cost, max_time: float | None = None) -> tuple[Timing, dict[str, float] | None]:
     """Build the block on the real device and time it; add the derived throughput figures. For a neck
     timed in plain forward mode, also each node's median time inside it."""
     spec = r.spec
     build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
     real = build(r, device, build_dtype)
     args, kwargs = make_inputs(spec, device, build_dtype)
-    t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, mode=mode, dtype=tdtype)
+    t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, max_time=max_time, mode=mode,
+                     dtype=tdtype)
     nodes = None
     if _neck_nodes(real) and mode == TimingMode():
         before = torch.get_num_threads()
@@ -361,6 +362,7 @@ def analyze(
     time: bool = True,
     depth: int = 3,
     min_time: float = 0.4,
+    max_time: float | None = None,
     crosscheck: bool = False,
     timing_mode: TimingMode | None = None,
     force: bool = False,
@@ -381,6 +383,7 @@ def analyze(
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
     limits.check_min_time(min_time)
+    limits.check_max_time(max_time, min_time)
     if timing_mode is not None and timing_mode.compile and time:
         check_compile_backend(timing_mode.compile_backend)
     tdtype = DTYPES[dtype]
@@ -452,7 +455,8 @@ def analyze(
     if time:
         nthreads = threads or torch.get_num_threads()
         try:
-            timing, node_latency = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost)
+            timing, node_latency = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost,
+                                         max_time)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:

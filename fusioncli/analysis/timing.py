@@ -22,7 +22,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -135,13 +135,17 @@ def time_forward(
     *,
     threads: int,
     min_time: float = 0.4,
+    max_time: float | None = None,
     min_runs: int = 7,
     max_runs: int = 200,
     warmup: int = 3,
     mode: TimingMode = TimingMode(),
     dtype: torch.dtype = torch.float32,
 ) -> Timing:
-    """Time ``model(*inputs, **kwargs)`` in ``mode``; the model and inputs are already on their device."""
+    """Time ``model(*inputs, **kwargs)`` in ``mode``; the model and inputs are already on their device.
+
+    ``max_time`` caps the timed runs (after the warm-up): a block too slow for ``min_runs`` runs within
+    it stops early, with at least 2 runs, and the timing says ``capped``."""
     kwargs = kwargs or {}
     tensors = _leaves((tuple(inputs), kwargs))
     device_type = tensors[0].device.type if tensors else "cpu"
@@ -175,10 +179,15 @@ def time_forward(
         torch.cuda.reset_peak_memory_stats()
     times: list[float] = []
     start = time.perf_counter()
+    capped = False
     while len(times) < min_runs or (time.perf_counter() - start < min_time and len(times) < max_runs):
+        if max_time is not None and len(times) >= 2 and time.perf_counter() - start >= max_time:
+            capped = len(times) < min_runs
+            break
         times.append(timer.timeit(number).mean)
-    return summarize(
+    t = summarize(
         times, calls=number * len(times), threads=threads, warmup=warmup, mode=mode.name,
         channels_last=mode.channels_last, compiled=mode.compile, compile_ms=compile_ms,
         cuda_peak_bytes=torch.cuda.max_memory_allocated() if cuda else None,
     )
+    return replace(t, capped=True) if capped else t

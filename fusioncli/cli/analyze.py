@@ -68,6 +68,9 @@ def run_spec(analysis, spec, run: RunOptions):
         from ..registry import block_options
 
         raise in_cli_words(e, block_options(spec.block)) from None
+    if report.timing and report.timing.capped:
+        warn(f"{report.name}: timing capped by --max-time after {report.timing.runs} runs (7 are the norm); the "
+             "median is less certain")
     if report.timing and report.timing.noisy:
         warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
               "close other programs or raise --min-time")

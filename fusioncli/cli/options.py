@@ -61,6 +61,9 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 NoTimeOpt = Annotated[bool, typer.Option("--no-time", help="Skip timing (counting alone runs on the meta device).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", metavar="SECONDS", min=0.0,
                                            help="Time budget per block for measured runs.")]
+MaxTimeOpt = Annotated[Optional[float], typer.Option(
+    "--max-time", metavar="SECONDS", help="Cap on a block's timed runs: a block too slow for 7 runs stops after "
+    "at least 2, marked capped [default: no cap].")]
 DepthOpt = Annotated[int, typer.Option("--depth", metavar="N", min=1,
                                        help="Depth of the per-layer table (in a sweep, of each report's layer list).")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -125,6 +128,7 @@ class RunOptions:
     threads: ThreadsOpt = None
     no_time: NoTimeOpt = False
     min_time: MinTimeOpt = 0.4
+    max_time: MaxTimeOpt = None
     depth: DepthOpt = 3
     crosscheck: CrosscheckOpt = False
     backward: BackwardOpt = False
@@ -159,9 +163,10 @@ class RunOptions:
         """Resolve the spec and check size limits and inputs against free RAM, before torch is imported:
         an absurd shape fails in well under a second (the full memory guard follows the meta pass, in
         :func:`fusioncli.analysis.analyze`). Returns the resolved spec."""
-        from ..limits import check_inputs_fit, check_min_time, check_shapes
+        from ..limits import check_inputs_fit, check_max_time, check_min_time, check_shapes
 
         check_min_time(self.min_time)
+        check_max_time(self.max_time, self.min_time)
         spec = self.resolve(spec_text, node)
         check_shapes(spec, self.dtype.value, force=self.force)
         if not self.no_time or self.crosscheck:
@@ -175,8 +180,8 @@ class RunOptions:
         mode = TimingMode(backward=self.backward, channels_last=self.channels_last, compile=self.compile,
                           compile_backend=self.compile_backend, autocast=self.autocast)
         return dict(device=self.device.value, dtype=self.dtype.value, threads=self.threads, time=not self.no_time,
-                    depth=self.depth, min_time=self.min_time, crosscheck=self.crosscheck, timing_mode=mode,
-                    force=self.force)
+                    depth=self.depth, min_time=self.min_time, max_time=self.max_time, crosscheck=self.crosscheck,
+                    timing_mode=mode, force=self.force)
 
 
 def run_options(*, omit: tuple[str, ...] = (), defaults: dict[str, Any] | None = None):

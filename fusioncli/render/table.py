@@ -81,6 +81,8 @@ def _summary(r: Report) -> Table:
                   f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
         if tm.noisy:
             t.add_row("[yellow]timing noisy[/yellow]", f"CV {tm.cv:.0%} > 10%", "")
+        if tm.capped:
+            t.add_row("[yellow]timing capped[/yellow]", f"{tm.runs} runs (--max-time)", "")
         if tm.compile_ms is not None:
             t.add_row("compile time (first call, ms)", f"{tm.compile_ms:.1f}", "")
         if tm.gflops_per_s is not None:
