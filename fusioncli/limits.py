@@ -108,6 +108,30 @@ def check_max_time(max_time: float | None, min_time: float = 0.0) -> None:
         raise SpecError.bad("--max-time", max_time, f"allowed: at least --min-time ({min_time:g} s)")
 
 
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def oversubscription(threads: int) -> str | None:
+    """A warning when timing with ``threads`` would compete with the machine's other work: the 1-minute
+    load average (less this process) plus ``threads`` exceeds the CPUs available. Busy machines give
+    latencies many times too long with a small CV (the runs are slow alike), so the CV cannot tell."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = cpus_available()
+    others = max(0.0, load - 1.0)
+    if threads + others <= cpus:
+        return None
+    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {threads} thread(s): latencies "
+            f"will be too long; use --threads {max(1, int(cpus - others))} or fewer, or close other programs")
+
+
 def check_threads(threads: int | None) -> None:
     """More threads than 4 per CPU measures nothing but the scheduler, and 10**5 of them can take the machine down."""
     cpus = os.cpu_count() or 1

@@ -67,3 +67,22 @@ def test_bad_max_time_is_a_usage_error(args, message):
 
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", *args)
     assert code == 2 and message in err
+
+
+def test_a_busy_machine_is_said_before_timing(monkeypatch):
+    """A faked load: 3 runnable besides us on 2 CPUs, timing with 2 threads."""
+    import os
+
+    from cli_helpers import run_main
+    from fusioncli import limits
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.0, 4.0, 4.0))
+    monkeypatch.setattr(limits, "cpus_available", lambda: 2)
+    assert "load 4.0 on 2 CPUs" in limits.oversubscription(2) and "--threads 1" in limits.oversubscription(2)
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads", "2",
+                              "--min-time", "0.01")
+    assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs)" in err
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--no-time")
+    assert "busy" not in err  # counting only: nothing is timed
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone
+    assert limits.oversubscription(2) is None

@@ -54,6 +54,15 @@ def _setup(run: RunOptions):
         import torch
 
         torch.set_num_threads(run.threads)
+    if not run.no_time and run.device.value == "cpu":
+        import torch
+
+        from ..limits import oversubscription
+
+        busy = oversubscription(run.threads or torch.get_num_threads())
+        if busy:
+            state.quiet = run.quiet
+            warn(busy)
     return analysis
 
 
@@ -73,7 +82,7 @@ def run_spec(analysis, spec, run: RunOptions):
              "median is less certain")
     if report.timing and report.timing.noisy:
         warn(f"{report.name}: timing is noisy (CV {report.timing.cv:.0%} > 10%); "
-              "close other programs or raise --min-time")
+              "close other programs, use fewer --threads or raise --min-time")
     if report.cost.uncounted_ops:
         warn(f"{report.name}: ops without a FLOP formula (counted as 0): {', '.join(report.cost.uncounted_ops)}")
     return report
