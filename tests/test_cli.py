@@ -190,3 +190,23 @@ def test_listings_honour_csv_and_markdown():
     r = run("presets", "--format", "markdown")
     lines = r.stdout.splitlines()
     assert lines[0] == "| name | block | inputs (CxHxW) | out | from |" and len(lines) == 2 + len(bundled_presets())
+
+
+def test_warnings_print_through_the_live_console_and_the_spinner_needs_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from fusioncli.cli import feedback
+    from fusioncli.cli.state import state
+
+    live = Console(file=io.StringIO(), width=200)
+    state.live, quiet = live, state.quiet
+    state.quiet = False
+    try:
+        feedback.warn("above the bar")
+    finally:
+        state.live, state.quiet = None, quiet
+    assert "fusion: warning: above the bar" in live.file.getvalue()
+    with feedback.activity("counting x"):  # stderr is not a terminal here: no spinner, nothing set
+        assert state.live is None

@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import FusionError, SpecError
 from . import app
 from .errors import error_line, fail, in_cli_words, report_error
-from .feedback import progress, warn
+from .feedback import activity, progress, warn
 from ..pareto import DEFAULT_PARETO
 from .options import (
     BaselineOpt,
@@ -111,9 +111,10 @@ def inspect_cmd(spec: SpecArg, *, by_op: ByOpOpt = False, by_module: ByModuleOpt
         fail(e, fmt.value)
     try:
         resolved = run.precheck(spec, run.one_node("inspect"))
-        analysis = _setup(run)
         state.quiet = run.quiet
-        report = run_spec(analysis, resolved, run)
+        with activity(f"{'timing' if not run.no_time else 'counting'} {resolved.name}"):
+            analysis = _setup(run)
+            report = run_spec(analysis, resolved, run)
     except FusionError as e:
         fail(e, fmt.value, run.output)
     env = Envelope(__version__, analysis.environment(run.device.value, run.dtype.value, run.threads), [report])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -19,8 +21,8 @@ def warn(message: str) -> None:
 
     from ..render.formats import printable
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[yellow]fusion: warning:[/yellow] {escape(printable(message))}")
+    console = state.live or Console(stderr=True, highlight=False, soft_wrap=True)  # above a bar, not on its line
+    console.print(f"[yellow]fusion: warning:[/yellow] {escape(printable(message))}", highlight=False, soft_wrap=True)
 
 
 def progress(total: int, label: str, *, name_items: bool = False) -> Callable[[Iterable[T]], Iterator[T]]:
@@ -37,11 +39,36 @@ def progress(total: int, label: str, *, name_items: bool = False) -> Callable[[I
         from rich.progress import Progress
 
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            for item in items:
-                if name_items:
-                    bar.update(task, description=f"{label} {item[0] if isinstance(item, tuple) else item}")
-                yield item
-                bar.advance(task)
+            state.live = console
+            try:
+                task = bar.add_task(label, total=total)
+                for item in items:
+                    if name_items:
+                        bar.update(task, description=f"{label} {item[0] if isinstance(item, tuple) else item}")
+                    yield item
+                    bar.advance(task)
+            finally:
+                state.live = None
 
     return wrap
+
+
+@contextlib.contextmanager
+def activity(label: str) -> Iterator[None]:
+    """A transient spinner on stderr while one long step runs (``inspect``; terminals only, not with
+    ``--quiet``); warnings meanwhile print above it, and it is gone before the report prints."""
+    if state.quiet:
+        yield
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(label, refresh_per_second=4):  # a slow spinner: its thread barely competes with timing
+        state.live = console
+        try:
+            yield
+        finally:
+            state.live = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from types import ModuleType
 
 
@@ -12,6 +13,7 @@ from types import ModuleType
 class State:
     debug: bool = False
     quiet: bool = False
+    live: Any = None  # the stderr console of a progress bar or spinner on screen: warnings print through it
     #: how a command imports the analysis (and torch with it); the console script swaps in its
     #: own (fusioncli._launch.import_frozen), in-process callers keep Python's
     import_module: Callable[[str], ModuleType] = importlib.import_module
