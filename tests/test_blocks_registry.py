@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from fusioncli import create_fusion, list_fusions
+from fusioncli import create_fusion, list_fusions, registry
 from fusioncli.analysis.cost import CostCounter
 from fusioncli.registry import block_options, get_info
 from fusioncli.spec import parse_shape
@@ -97,3 +97,27 @@ def test_forward_calls_no_identity_and_registers_each_module_once(kind, cfg, sha
     assert called == []
     every = [n for n, _ in block.named_modules(remove_duplicate=False)]
     assert len(every) == len({id(m) for _, m in block.named_modules(remove_duplicate=False)})
+
+
+@pytest.mark.parametrize("kind", [*list_fusions(), *registry.list_necks()])
+def test_explain_reads_the_options_from_source_as_the_class_has_them(kind):
+    """fusion explain parses the source (no torch): its options table must be the class's own."""
+    from fusioncli import sourcedoc
+
+    info = registry.get_info(kind)
+    module_doc, class_doc, static = sourcedoc.describe("necks" if registry.is_neck(kind) else "blocks", info.target)
+    real = registry.block_options(kind)
+    assert [(o.name, o.describe(), o.default) for o in static.values()] == \
+        [(o.name, o.describe(), o.default) for o in real.values()]
+    assert module_doc and "``" not in sourcedoc.rst_to_text(module_doc)
+
+
+def test_explain_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fusioncli.cli.entry import run\nfrom fusioncli.cli import app\n"
+            "rc = run(app, ['explain', 'aff'])\nrc2 = run(app, ['explain', 'neck:bifpn'])\n"
+            "print('RESULT', rc, rc2, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "RESULT 0 0 False" in out.stdout, out.stderr

@@ -146,7 +146,7 @@ def explain_cmd(
 ) -> None:
     """Show a block's or a neck's paper, formula, shape contract, options with defaults, and where the
     paper and its reference code differ; 'costs': the FLOP counting convention; 'backbones': the
-    feature pyramids of --backbone."""
+    feature pyramids of --backbone. Built-in kinds are read from their source: torch is not imported."""
     import inspect
 
     from rich.console import Console
@@ -164,17 +164,15 @@ def explain_cmd(
     if topic not in registry.kinds():
         _explain_user(console, topic)
         return
-    try:
-        info = registry.get_info(topic)
-        options = registry.block_options(topic)
-    except FusionError as e:
-        fail(e)
-    cls = registry.get_class(topic)
-    module = sys.modules[cls.__module__]
+    from .. import sourcedoc  # the source, parsed: no torch (explain is static text)
+
+    info = registry.get_info(topic)
+    module_doc, class_doc, options = sourcedoc.describe("necks" if registry.is_neck(topic) else "blocks",
+                                                        info.target)
     console.print(f"[bold]{info.kind}[/bold]: {info.summary}\nsource: {info.source}\n")
-    console.print(inspect.getdoc(module) or "", markup=False)
-    if cls.__doc__:
-        console.print("\n" + inspect.getdoc(cls), markup=False)
+    console.print(sourcedoc.rst_to_text(module_doc), markup=False)
+    if class_doc:
+        console.print("\n" + sourcedoc.rst_to_text(class_doc), markup=False)
     table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
     for col in ("option", "allowed", "default"):
         table.add_column(col)
