@@ -341,6 +341,11 @@ def _check_schema(label: str, doc: Any) -> None:
                     f"({best.message[:120]})", field="FILES")
 
 
+def _machine(environment: Any) -> Any:
+    """What makes latencies comparable: the environment less the moment's load average."""
+    return {k: v for k, v in environment.items() if k != "load_average"} if isinstance(environment, dict) else environment
+
+
 def _check_definition(label: str, key: dict) -> None:
     """The grid a file claims: a list of spec names, ``vary`` a table of non-empty value lists, a sane size."""
     specs, vary = key["specs"], key["vary"]
@@ -425,7 +430,7 @@ def merge(documents: Sequence[tuple[str, dict]]) -> Merged:
         elif key != ref:
             raise SpecError(f"merge: {label}: from a different sweep (specs {key['specs']}, vary {key['vary']}; "
                             f"expected specs {ref['specs']}, vary {ref['vary']})", field="FILES")
-        if doc.get("environment", {}) != environment:
+        if _machine(doc.get("environment", {})) != _machine(environment):
             envs_differ = True
         raw = [doc["report"]] if "report" in doc else doc.get("reports", [])
         if not isinstance(raw, list):

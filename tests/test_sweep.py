@@ -251,3 +251,31 @@ def test_outputs_match_the_json_schema(tmp_path):
     broken = json.loads(json.dumps(lines[0]))
     del broken["report"]["sweep"]
     assert not validator.is_valid(broken)  # a jsonl report without its grid point is not a sweep line
+
+
+def test_merge_does_not_call_a_different_load_average_a_different_environment(tmp_path):
+    import json
+
+    from cli_helpers import run_main
+
+    paths = []
+    for i in (1, 2):
+        path = tmp_path / f"s{i}.jsonl"
+        code, out, err = run_main("sweep", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--vary",
+                                  "size=4,8", "--no-time", "--shard", f"{i}/2", "-f", "jsonl", "-o", str(path))
+        assert code == 0, err
+        paths.append(path)
+
+    def rewrite(path, **env):
+        lines = [json.loads(x) for x in path.read_text().splitlines()]
+        for line in lines:
+            line["environment"].update(env)
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    rewrite(paths[0], load_average=0.25)
+    rewrite(paths[1], load_average=3.5)
+    code, out, err = run_main("merge", *map(str, paths), "--json")
+    assert code == 0 and not any("different environments" in n for n in json.loads(out).get("notes", []))
+    rewrite(paths[1], threads=7)
+    code, out, err = run_main("merge", *map(str, paths), "--json")
+    assert any("different environments" in n for n in json.loads(out)["notes"])
