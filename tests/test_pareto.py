@@ -197,3 +197,25 @@ def test_compare_says_when_outputs_differ_in_size():
     r = run("compare", "aff", "concat", "--in", "16x8x8", "--in", "16x16x16", "--out", "16", "--set", "align=first",
             "--no-time", "--json")
     assert not any("different sizes" in n for n in json.loads(r.stdout).get("notes", []))
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_compare_table_is_whole_at_80_columns(timed):
+    """Every name and every number whole (no cut cell, no ellipsis) at 80 columns, as a pipe gets."""
+    from fusioncli import compare as api_compare
+    from fusioncli.render.table import render_table, si
+
+    names = ["add", "concat", "gated", "aff", "dpt"]
+    env = api_compare(names, time=timed, min_time=0.01)
+    P_choice = CompareChoice.parse(baseline=None, sort=None, pareto="params,flops", plot=None, timed=timed)
+    env = P_choice.apply(env, names)
+    out = io.StringIO()
+    render_table(env, out, width=80)
+    text = out.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.startswith("│")
+            and line.split("│")[1].strip()}
+    assert sorted(rows) == sorted(names)
+    for r in env.reports:
+        for value in (si(r.params["total"]), si(r.cost.macs), si(r.cost.flops)):
+            assert value in rows[r.name], (r.name, value)

@@ -224,25 +224,31 @@ def render_compare(console: Console, env: Envelope) -> None:
         return f"[bold green]{text}[/bold green]" if name in best.get(metric, ()) else text
 
     pareto = env.pareto_metrics is not None
-    t = Table(title=f"Comparison (ratios to baseline '{txt(env.baseline)}'; best of each column in bold green)",
+    timed = any(r.timing is not None for r in ok)
+    t = Table(title=f"Comparison (x: ratio to '{txt(env.baseline)}'; bold green: best of a column)",
               header_style="bold")
-    for col, just in (("name", "left"), ("block", "left"), ("inputs -> output", "left"), ("params", "right"),
-                      ("x", "right"), ("MACs", "right"), ("x", "right"), ("FLOPs", "right"), ("x", "right"),
-                      ("peak act.", "right"), ("latency ms (med ± IQR)", "right"), ("x", "right")):
-        t.add_column(col, justify=just)
+    t.add_column("name", no_wrap=True)  # names are never cut: the number columns are narrow
+    for col in ("params", "MACs", "FLOPs", "peak act.", *(["latency ms"] if timed else [])):
+        t.add_column(col, justify="right", no_wrap=True)
     if pareto:
-        t.add_column("Pareto", justify="center")
+        t.add_column("✓", justify="center", no_wrap=True)
+
+    def cell(metric: str, name: str, text: str, q: float | None = None, show_ratio: bool = True) -> str:
+        return mark(metric, name, text) + (f"\n{ratio(q)}" if show_ratio else "")
+
+    shapes: dict[str, list[str]] = {}
     for r in env.reports:
         if isinstance(r, ErrorEntry):
-            t.add_row(txt(r.name), "[red]error[/red]", "see below", *["-"] * (9 + pareto))
+            t.add_row(txt(r.name), "[red]error[/red]", *["-"] * (3 + timed + pareto))
             continue
         q = ratios.get(r.name, {})
-        shapes = shapes_text(r)
-        t.add_row(txt(r.name), txt(r.block), shapes, mark("params", r.name, si(r.params["total"])), ratio(q.get("params")),
-                  mark("macs", r.name, si(r.cost.macs)), ratio(q.get("macs")),
-                  mark("flops", r.name, si(r.cost.flops)), ratio(q.get("flops")),
+        shapes.setdefault(shapes_text(r) + ("" if r.block == r.name else f" ({txt(r.block)})"), []).append(r.name)
+        lat = f"{r.timing.median_ms:.3f}\n± {r.timing.iqr_ms:.3f} {ratio(q.get('latency_ms'))}" if r.timing else "-"
+        t.add_row(txt(r.name), cell("params", r.name, si(r.params["total"]), q.get("params")),
+                  cell("macs", r.name, si(r.cost.macs), q.get("macs")),
+                  cell("flops", r.name, si(r.cost.flops), q.get("flops")),
                   mark("memory", r.name, binary(r.memory.peak_activation_bytes)),
-                  mark("latency", r.name, latency(r)), ratio(q.get("latency_ms")),
+                  *([mark("latency", r.name, lat)] if timed else []),
                   *(["✓" if r.name in env.pareto_front else ""] if pareto else []))
     console.print(t)
     necks = [r for r in ok if r.nodes is not None]
@@ -256,11 +262,13 @@ def render_compare(console: Console, env: Envelope) -> None:
                       f"{', '.join(env.pareto_metrics)} and better on one[/dim]")
     for note in env.notes:
         console.print(f"[dim]{txt(note)}[/dim]", markup=True)
+    for text, names in shapes.items():
+        console.print(f"[dim]inputs -> output: {txt(text)}: {txt(', '.join(names))}[/dim]")
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
         console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
-                      f"accumulates; FLOPs: {first.cost.convention.split(':')[0]} convention (see README); "
-                      "latency: median ± IQR over timed runs[/dim]")
+                      f"accumulates; FLOPs: {first.cost.convention.split(':')[0]} convention (see README)"
+                      + ("; latency: median ± IQR over timed runs" if timed else "") + "[/dim]")
 
 
 def render_table(env: Envelope, out: TextIO, *, width: int | None = None, by_op: bool = False,
