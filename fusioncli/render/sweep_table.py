@@ -8,7 +8,7 @@ from rich.table import Table
 from ..report import Envelope, ErrorEntry
 from ..pareto import METRICS
 from ..sweep import exponent_text
-from .table import binary, latency, shapes_text, si, txt
+from .table import binary, latency, si, txt
 
 
 def render_sweep(console: Console, env: Envelope) -> None:
@@ -18,17 +18,17 @@ def render_sweep(console: Console, env: Envelope) -> None:
     where = f"shard {shard['index']}/{shard['count']}: " if shard else ""
     t = Table(title=f"Sweep ({where}{len(env.reports)} of {sweep.get('points', len(env.reports))} grid points)",
               header_style="bold")
-    for col in ("name", *vary, "inputs -> output", "params", "MACs", "FLOPs", "bytes moved", "peak act.",
-                "latency ms (med ± IQR)"):
-        t.add_column(col, justify="left" if col in ("name", "inputs -> output") else "right")
+    timed = any(not isinstance(r, ErrorEntry) and r.timing is not None for r in env.reports)
+    t.add_column("name", no_wrap=True)
+    for col in (*vary, "params", "MACs", "FLOPs", "bytes", "peak act.", *(["latency ms"] if timed else [])):
+        t.add_column(col, justify="right", no_wrap=col not in vary)
     for r in env.reports:
         values = [txt((r.sweep or {}).get("values", {}).get(v, "")) for v in vary]
         if isinstance(r, ErrorEntry):
-            t.add_row(txt(r.name), *values, f"[red]error: {txt(r.error['message'])}[/red]", *["-"] * 6)
+            t.add_row(txt(r.name), *values, f"[red]error: {txt(r.error['message'])}[/red]", *["-"] * (4 + timed))
             continue
-        shapes = shapes_text(r)
-        t.add_row(txt(r.name), *values, shapes, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
-                  binary(r.cost.bytes.total), binary(r.memory.peak_activation_bytes), latency(r))
+        t.add_row(txt(r.name), *values, si(r.params["total"]), si(r.cost.macs), si(r.cost.flops),
+                  binary(r.cost.bytes.total), binary(r.memory.peak_activation_bytes), *([latency(r)] if timed else []))
     console.print(t)
 
     exps = sweep.get("exponents", [])
@@ -50,5 +50,5 @@ def render_sweep(console: Console, env: Envelope) -> None:
         console.print(f"[dim]{txt(note)}[/dim]")
     first = next((r for r in env.reports if not isinstance(r, ErrorEntry)), None)
     if first:
-        console.print(f"[dim]Shapes without the batch; params in count; MACs = multiply-accumulates; FLOPs: "
+        console.print(f"[dim]Each point's shapes: --format csv or json; params in count; MACs = multiply-accumulates; FLOPs: "
                       f"{first.cost.convention.split(':')[0]} convention (see README)[/dim]")
