@@ -742,7 +742,7 @@ def test_ascii_terminal_gets_ascii_stand_ins(args):
     r.stdout.decode("ascii")  # every byte ASCII
     assert b"Traceback" not in r.stderr
     if args[0] == "sweep":
-        assert b"FLOPs ~ size^2.00" in r.stdout  # the proportionality sign's stand-in
+        assert b"(metric ~ variable^k" in r.stdout  # the proportionality sign's stand-in
 
 
 def test_read_only_home_gives_no_matplotlib_warnings(tmp_path):

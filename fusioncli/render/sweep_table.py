@@ -7,7 +7,6 @@ from rich.table import Table
 
 from ..report import Envelope, ErrorEntry
 from ..pareto import METRICS
-from ..sweep import exponent_text
 from .table import binary, latency, si, txt
 
 
@@ -33,14 +32,17 @@ def render_sweep(console: Console, env: Envelope) -> None:
 
     exps = sweep.get("exponents", [])
     if exps:
-        e = Table(title="Scaling exponents (metric ∝ variable^k: least-squares slope of log metric on log variable)",
-                  header_style="bold")
+        e = Table(title="Scaling exponents k (metric ∝ variable^k: least-squares slope of log metric on log "
+                  "variable)", header_style="bold")
         metrics = [m for m in METRICS if any(x["metric"] == m for x in exps)]
-        for col in ("spec", "variable", *metrics):
-            e.add_column(col if col in ("spec", "variable") else "")
+        e.add_column("spec", no_wrap=True)
+        e.add_column("variable", no_wrap=True)
+        for m in metrics:
+            e.add_column(METRICS[m].short, justify="right", no_wrap=True)
         rows: dict[tuple[str, str], dict[str, str]] = {}
         for x in exps:
-            rows.setdefault((x["spec"], x["variable"]), {})[x["metric"]] = exponent_text(x)
+            rows.setdefault((x["spec"], x["variable"]), {})[x["metric"]] = (
+                "no fit" if x["exponent"] is None else f"{x['exponent']:.2f}")
         for (spec, var), cells in rows.items():
             e.add_row(txt(spec), txt(var), *(cells.get(m, "-") for m in metrics))
         console.print(e)
