@@ -714,7 +714,10 @@ def test_closed_stdout_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_broken_pipe_is_a_quiet_141():
-    r = _sh("FUSION compare add concat gated aff se cbam --no-time | head -1 >/dev/null; echo rc=${PIPESTATUS[0]}")
+    # a table larger than a pipe's buffer (64 KiB: 900 rows, 80 kB), so the writer is still writing when head leaves
+    sizes = ",".join(map(str, range(1, 901)))
+    r = _sh(f"FUSION sweep add --in 4x4x4 --in 4x4x4 --out 4 --vary size={sizes} --no-time | head -1 >/dev/null; "
+            "echo rc=${PIPESTATUS[0]}")
     assert "rc=141" in r.stdout and r.stderr == "", r.stderr
     # JSON larger than a pipe's buffer (64 KiB), so the writer is still writing when head leaves
     r = _sh("FUSION compare concat add gated multiscale cat dpt aff iaff sk skff bifpn asff fpn pan gff ffm se cbam "
