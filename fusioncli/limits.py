@@ -116,13 +116,20 @@ def cpus_available() -> int:
         return os.cpu_count() or 1
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (``None`` where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def oversubscription(threads: int) -> str | None:
     """A warning when timing with ``threads`` would compete with the machine's other work: the 1-minute
     load average (less this process) plus ``threads`` exceeds the CPUs available. Busy machines give
     latencies many times too long with a small CV (the runs are slow alike), so the CV cannot tell."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
+    load = load_average()
+    if load is None:
         return None
     cpus = cpus_available()
     others = max(0.0, load - 1.0)

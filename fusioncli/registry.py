@@ -201,16 +201,11 @@ def coerce_options(kind: str, raw: dict[str, Any], *, field: str = "--set") -> d
 def node_options(node: str, *, field: str = "--node") -> dict[str, OptionInfo]:
     """The options a neck's node takes: a built-in block's, or a user block's signature."""
     from . import userblock
+    from .spec import node_of
 
-    if node in _NECK_KINDS:
-        raise SpecError.bad(field, node, "a neck's node is a fusion block kind or a user block (FILE.py:NAME), "
-                            "not a neck", choices=list_fusions())
-    if node in _BY_KIND:
-        return block_options(node)
-    ref = userblock.parse_reference(node, field=field)
-    if ref is None:
-        raise SpecError.bad(field, node, "expected a block kind, FILE.py:NAME, package.module:NAME or a plugin kind "
-                            "(see `fusion blocks`)", choices=[*list_fusions(), *userblock.plugin_kinds()])
+    ref = node_of(node, field)
+    if ref in _BY_KIND:
+        return block_options(ref)
     return {k: v for k, v in userblock.options_of(userblock.load_reference(ref)).items()
             if k not in userblock.CONVENTION}
 
@@ -242,15 +237,8 @@ def create_fusion(kind: str, in_channels: list[int] | tuple[int, ...], out_chann
     if kind in _NECK_KINDS:
         own, node = split_node_options(opts)
         if "node" in own:
-            own["node"] = _node_reference(own["node"])
+            from .spec import node_of
+
+            own["node"] = node_of(own["node"], "node")
         return cls(list(in_channels), out_channels, **own, node_options=node)
     return cls(list(in_channels), out_channels, **opts)
-
-
-def _node_reference(node: str) -> str:
-    """A node kind as given (a built-in kind), or a user block reference made absolute."""
-    from . import userblock
-
-    if node in _BY_KIND:
-        return node
-    return userblock.parse_reference(node, field="node") or node

@@ -386,7 +386,7 @@ def typed_options(spec: Spec, raw: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def _is_file(text: str) -> bool:
+def is_file(text: str) -> bool:
     try:
         return Path(text).is_file()
     except (OSError, ValueError):  # a name too long for the file system, an embedded NUL
@@ -398,7 +398,7 @@ def _is_preset_path(text: str) -> bool:
 
     if text.endswith(".py") or userblock.looks_like_reference(text):
         return False
-    return text.endswith(".toml") or _is_file(text) or ("/" in text and ":" not in text)
+    return text.endswith(".toml") or is_file(text) or ("/" in text and ":" not in text)
 
 
 def resolve_spec(

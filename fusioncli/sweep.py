@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError
-from .render.json import dumps  # noqa: F401  (jsonl lines: standard JSON only)
 from .report import ErrorEntry, Report, entry_from_dict
 from .pareto import METRICS, value
 from .spec import Spec, format_input, format_shape, parse_input

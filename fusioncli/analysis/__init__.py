@@ -33,19 +33,14 @@ DTYPES = {name: getattr(torch, name) for name in limits.DTYPE_BYTES}  # the name
 
 
 def environment(device: str, dtype: str, threads: int | None) -> dict[str, Any]:
-    import os
-
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        load = None
+    load = limits.load_average()
     return {
         "torch": torch.__version__,
         "device": device,
         "dtype": dtype,
         "threads": threads or torch.get_num_threads(),
         "cpus": limits.cpus_available(),
-        "load_average": load,  # 1 minute, when the report was made
+        "load_average": None if load is None else round(load, 2),  # 1 minute, when the report was made
     }
 
 

@@ -82,8 +82,9 @@ PlotOpt = Annotated[Optional[str], typer.Option(
     "fusioncli\\[plot], i.e. matplotlib).")]
 VaryOpt = Annotated[Optional[list[str]], typer.Option(
     "--vary", metavar="NAME=V1,V2,...", help="A swept variable, repeatable for a grid: size (first input's H, "
-    "others scaled alike), channels (first input's C; all widths and --out scaled alike), batch, out, or a block "
-    "option (separate values by ';' when they contain commas).")]
+    "others scaled alike), channels (first input's C; all widths and --out scaled alike), batch, out, image (a "
+    "backbone's pyramid at S or HxW), or a block option, node.NAME for a neck's node (separate values by ';' when "
+    "they contain commas).")]
 ShardOpt = Annotated[Optional[str], typer.Option(
     "--shard", metavar="I/N", help="Run only shard I of N (1-based): grid points k with k mod N = I-1.")]
 ByOpOpt = Annotated[bool, typer.Option("--by-op", help="Add the cost breakdown by aten op (table format).")]

@@ -80,7 +80,7 @@ def _not_an_input(path: str, inputs: Iterable[str], others: dict[str, str | None
 def spec_files(texts: Iterable[str], nodes: Iterable[str | None] = ()) -> list[str]:
     """The files a run reads for its SPECs (and ``--node`` references): preset files, bundled presets
     by name, the ``FILE.py`` of ``FILE.py:NAME``. Checked as text: nothing is imported or parsed."""
-    from ..spec import bundled_presets
+    from ..spec import bundled_presets, is_file
 
     presets = bundled_presets()
     files: list[str] = []
@@ -92,14 +92,8 @@ def spec_files(texts: Iterable[str], nodes: Iterable[str | None] = ()) -> list[s
             files.append(str(presets[text]))
         else:
             files.append(text)
-    return [f for f in files if _is_file(f)]
+    return [f for f in files if is_file(f)]
 
-
-def _is_file(text: str) -> bool:
-    try:
-        return Path(text).is_file()
-    except (OSError, ValueError):
-        return False
 
 
 def _is_special(target: Path) -> bool:

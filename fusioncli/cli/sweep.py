@@ -153,6 +153,7 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
     from ..report import SCHEMA_VERSION, Envelope
     from ..spec import typed_options
     from ..comparing import expand_specs
+    from ..render.json import dumps  # standard JSON only: no NaN or Infinity
     from .output import atomic_output, check_output, spec_files
 
     fmt = SweepFormat.json if as_json else fmt
@@ -213,7 +214,7 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         try:
             with atomic_output(run.output) as stream:
                 for entry in runner(points):
-                    stream.write(S.dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
+                    stream.write(dumps(S.line(environment, TOOL, definition, entry, SCHEMA_VERSION)) + "\n")
                     stream.flush()
         except FusionError as e:
             fail(e, "table")
@@ -295,6 +296,7 @@ def merge_cmd(
     points are named in a note, a point given twice is kept once.
     """
     from .. import sweep as S
+    from ..render.json import dumps
     from ..report import SCHEMA_VERSION, Envelope
     from .output import atomic_output, check_output
 
@@ -320,7 +322,7 @@ def merge_cmd(
         try:
             with atomic_output(output) as stream:
                 for entry in merged.entries:
-                    stream.write(S.dumps(S.line(merged.environment, TOOL, definition, entry, SCHEMA_VERSION))
+                    stream.write(dumps(S.line(merged.environment, TOOL, definition, entry, SCHEMA_VERSION))
                                  + "\n")
         except FusionError as e:
             fail(e, "table")
