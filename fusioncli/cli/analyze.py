@@ -71,6 +71,8 @@ def run_spec(analysis, spec, run: RunOptions):
     A built-in block's errors come in the API's words; they are put in the command line's here."""
     try:
         report = analysis.analyze(spec, **run.analyze_keywords())
+        if state.signalled:  # a Ctrl-C or SIGTERM that code under the analysis caught (torch.compile can)
+            raise KeyboardInterrupt
     except FusionError as e:
         if not spec.builtin:  # fusion's own words about a user block already name the flags
             raise

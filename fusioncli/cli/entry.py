@@ -73,13 +73,19 @@ _signals = {"term": False}
 def _on_sigterm(signum, frame) -> None:
     if _signals["term"]:  # a second SIGTERM while unwinding: let the first one finish the clean-up
         return
-    _signals["term"] = True
+    _signals["term"] = state.signalled = True
     raise SigTerm()
+
+
+def _on_sigint(signum, frame) -> None:
+    state.signalled = True  # remembered: torch's compile path can catch the exception and carry on
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """SIGTERM handled as Ctrl-C for the duration (main thread only; the previous handler restored)."""
+    """SIGTERM handled as Ctrl-C for the duration, and both signals remembered in ``state.signalled``
+    (main thread only; the previous handlers restored)."""
     import signal
     import threading
 
@@ -87,11 +93,15 @@ def sigterm_as_interrupt():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    _signals["term"] = False
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # not where SIGINT is ignored (a background job)
+        signal.signal(signal.SIGINT, _on_sigint)
+    _signals["term"] = state.signalled = False
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _option_value(args: Sequence[str], names: Sequence[str]) -> str | None:
