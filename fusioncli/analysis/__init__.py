@@ -21,7 +21,8 @@ from torchinfo import summary
 
 from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
-from ..report import Bytes, Cost, Layer, Memory, NodeRow, Report, Timing
+from ..deploy import ExportSettings
+from ..report import Bytes, Cost, Deploy, Layer, Memory, NodeRow, Report, Timing
 from ..spec import Spec, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
@@ -178,17 +179,29 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          cost: Cost, max_time: float | None = None) -> tuple[Timing, dict[str, float] | None]:
+          cost: Cost, max_time: float | None = None, export: ExportSettings | None = None
+          ) -> tuple[Timing, dict[str, float] | None, Deploy | None]:
     """Build the block on the real device and time it; add the derived throughput figures. For a neck
-    timed in plain forward mode, also each node's median time inside it."""
+    timed in plain forward mode, also each node's median time inside it. With the onnxruntime backend,
+    the block is exported and timed in ONNX Runtime (and the deployment check is returned too)."""
     spec = r.spec
-    build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
-    real = build(r, device, build_dtype)
-    args, kwargs = make_inputs(spec, device, build_dtype)
-    t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, max_time=max_time, mode=mode,
-                     dtype=tdtype)
-    nodes = None
-    if _neck_nodes(real) and mode == TimingMode():
+    nodes = deployed = None
+    if mode.backend == "onnxruntime":
+        from .export import deploy_check
+
+        deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=threads,
+                                min_time=min_time, max_time=max_time)
+        if deployed.timing is None:
+            raise RunError(f"{spec.name}: --backend onnxruntime: {deployed.stage} failed: {deployed.error}",
+                           field="--backend")
+        t = deployed.timing
+    else:
+        build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
+        real = build(r, device, build_dtype)
+        args, kwargs = make_inputs(spec, device, build_dtype)
+        t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, max_time=max_time, mode=mode,
+                         dtype=tdtype)
+    if mode == TimingMode() and _neck_nodes(real):
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
@@ -203,7 +216,7 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
         gflops_per_s=cost.flops / seconds / 1e9 if forward and seconds > 0 else None,
         gbytes_per_s=cost.bytes.total / seconds / 1e9 if forward and seconds > 0 else None,
         samples_per_s=spec.batch / seconds if seconds > 0 else None,
-    ), nodes
+    ), nodes, deployed
 
 
 class _ForwardFailed(Exception):
@@ -369,6 +382,8 @@ def analyze(
     crosscheck: bool = False,
     timing_mode: TimingMode | None = None,
     force: bool = False,
+    deploy: bool = False,
+    export: ExportSettings | None = None,
 ) -> Report:
     """Analyse one block.
 
@@ -382,6 +397,10 @@ def analyze(
     CPU with real tensors, after the memory guard (``report.counted_on``). Before any real
     tensor exists, :mod:`.guard` refuses a run that would not fit in memory; ``force=True``
     lifts that guard.
+
+    ``deploy=True`` adds :class:`fusioncli.report.Deploy` (ONNX export, ops, ONNX Runtime outputs and latency;
+    needs ``fusioncli[deploy]``); ``export`` sets the exporter, opset and dynamic axes, also those of
+    ``timing_mode.backend == "onnxruntime"``.
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
@@ -393,8 +412,19 @@ def analyze(
     if timing_mode is not None and timing_mode.autocast and tdtype == torch.float32:
         raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",
                         field="--autocast")
+    ort_timed = time and timing_mode is not None and timing_mode.backend == "onnxruntime"
+    if ort_timed:
+        for flag, on in (("--backward", timing_mode.backward), ("--channels-last", timing_mode.channels_last),
+                         ("--autocast", timing_mode.autocast)):
+            if on:
+                raise SpecError(f"{flag}: not with --backend onnxruntime (it times the exported forward); allowed "
+                                "with --backend eager or compile", field=flag)
+    if deploy or ort_timed:
+        from .export import check as check_export
 
-    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, threads=threads, force=force)
+        check_export(export or ExportSettings(), tdtype, device, "--deploy" if deploy else "--backend")
+
+    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck or deploy, threads=threads, force=force)
     r = recipe(spec)
     if spec.builtin:
         with guard.meta_errors(spec.name):
@@ -437,7 +467,7 @@ def analyze(
         uncounted_ops=counts.uncounted,
     )
 
-    for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck else [])):
+    for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck or deploy else [])):
         guard.check_memory(spec.name, memory, cost.bytes.written, device=real_device, dtype=dtype, mode=timing_mode,
                            force=force)
 
@@ -454,12 +484,12 @@ def analyze(
                                 torchinfo_mult_adds=counted.stats.total_mult_adds,
                                 torchinfo_layers=counted.stats.summary_list)
 
-    timing = node_latency = None
+    timing = node_latency = deployed = None
+    nthreads = threads or torch.get_num_threads()
     if time:
-        nthreads = threads or torch.get_num_threads()
         try:
-            timing, node_latency = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost,
-                                         max_time)
+            timing, node_latency, deployed = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(),
+                                                   cost, max_time, export)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:
@@ -470,6 +500,13 @@ def analyze(
             if not spec.builtin:
                 raise userblock.forward_error(e, spec, f"on {device} ({dtype})") from e
             raise RunError(f"{spec.name}: forward failed on {device} ({dtype}): {str(e).splitlines()[0]}") from e
+    if deploy and deployed is None:
+        from .export import deploy_check
+
+        deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=nthreads,
+                                min_time=min_time if time else None, max_time=max_time)
+        if deployed.timing and timing and timing.backend == "eager":
+            deployed = replace(deployed, latency_ratio=deployed.timing.median_ms / timing.median_ms)
 
     return Report(
         name=spec.name,
@@ -492,6 +529,7 @@ def analyze(
         pack=spec.pack,
         counted_on=counted.device,
         nodes=_node_rows(counted, node_latency),
+        deploy=deployed if deploy else None,
     )
 
 
