@@ -57,7 +57,7 @@ def export_cmd(spec: SpecArg, *, dynamic: DynamicOpt = None, run: RunOptions) ->
             stream.write(data[0])
     except FusionError as e:
         fail(e, "table", None)
-    ops = ", ".join(f"{k} {v}" for k, v in d.ops.items())
+    ops = ", ".join(f"{k}:{v}" for k, v in d.ops.items())
     typer.echo(f"{run.output}: {d.file_bytes:,} bytes, ONNX opset {d.opset} ({d.exporter} exporter"
                + (f", dynamic {','.join(settings.dynamic)}" if settings.dynamic else "") + "), onnx.checker passed")
     typer.echo(f"ops ({sum(d.ops.values())} nodes): {ops}")

@@ -189,7 +189,7 @@ def _crosscheck(r: Report) -> Table:
 
 def _ops_text(ops: dict[str, int]) -> str:
     n = sum(ops.values())
-    return f"{n} node{'s' * (n != 1)}: " + ", ".join(f"{txt(k)} {v}" for k, v in ops.items())
+    return f"{n} node{'s' * (n != 1)}: " + ", ".join(f"{txt(k)}:{v}" for k, v in ops.items())  # op:count never wraps
 
 
 def _deploy(r: Report) -> Table:
