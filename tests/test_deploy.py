@@ -46,9 +46,17 @@ def last_line(err: str) -> str:
 
 
 def emitted(*args: str, code: int = 0) -> dict:
+    """The JSON a command printed, checked against the packaged schema."""
+    import jsonschema
+
+    from fusioncli.schema import load_schema
+
     rc, out, err = run_main(*args)
     assert rc == code, (rc, err)
-    return json.loads(out)
+    doc = json.loads(out)
+    errors = [f"{list(e.path)}: {e.message}" for e in jsonschema.Draft202012Validator(load_schema()).iter_errors(doc)]
+    assert not errors, errors[:5]
+    return doc
 
 
 @pytest.mark.parametrize("kind", [k for k in registry.list_fusions() if k not in KNOWN_FAILURES])

@@ -503,8 +503,15 @@ def analyze(
     if deploy and deployed is None:
         from .export import deploy_check
 
-        deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=nthreads,
-                                min_time=min_time if time else None, max_time=max_time)
+        try:
+            deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=nthreads,
+                                    min_time=min_time if time else None, max_time=max_time)
+        except FusionError:
+            raise
+        except Exception as e:  # the eager forward on cpu, before any export (export failures are the report's)
+            if not spec.builtin:
+                raise userblock.forward_error(e, spec, f"on cpu ({dtype}) for --deploy") from e
+            raise RunError(f"{spec.name}: --deploy: forward failed on cpu ({dtype}): {str(e).splitlines()[0]}") from e
         if deployed.timing and timing and timing.backend == "eager":
             deployed = replace(deployed, latency_ratio=deployed.timing.median_ms / timing.median_ms)
 
