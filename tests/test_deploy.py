@@ -104,6 +104,19 @@ def test_dynamo_exporter_gives_the_same_graph_for_concat():
     assert (d.exporter, d.stage, d.ops) == ("dynamo", "ok", {"Concat": 1, "Conv": 1})
 
 
+def test_dynamo_exporter_leaves_the_batch_dynamic(tmp_path):
+    from fusioncli.analysis.export import has_dynamo_exporter
+
+    if not has_dynamo_exporter():
+        pytest.skip("torch.onnx.export(dynamo=True) arrived in torch 2.5; torchscript is the exporter here")
+    pytest.importorskip("onnxscript")
+    path = tmp_path / "c.onnx"
+    rc, out, err = run_main("export", "concat", *TINY, "--exporter", "dynamo", "--dynamic", "batch", "-o", str(path))
+    assert rc == 0, err
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(str(path)).graph.input]
+    assert isinstance(dims[0][0], str) and dims[0][0] == dims[1][0] and [x[1:] for x in dims] == [[8, 4, 4]] * 2
+
+
 def test_export_writes_a_checked_file(tmp_path):
     path = tmp_path / "block.onnx"
     rc, out, err = run_main("export", "concat", *TINY, "-o", str(path))
@@ -125,6 +138,21 @@ def test_export_dynamic_axes_and_a_neck(tmp_path):
     first = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert first == ["batch", 8, "in0_dim2", "in0_dim3"]
     assert "dynamic batch,spatial" in out
+    # the file runs at another batch and size, and still matches eager there
+    import onnxruntime
+    import torch
+
+    from fusioncli.analysis import as_spec, build, make_tensors
+
+    spec = as_spec("neck:fpn", inputs=["8x12x12", "16x6x6"], out=8, batch=2)
+    xs = make_tensors(spec, "cpu", torch.float32)
+    with torch.no_grad():
+        eager = build(spec, "cpu", torch.float32)(*xs)
+    eager = list(eager.values()) if isinstance(eager, dict) else list(eager)
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: x.numpy() for i, x in zip(sess.get_inputs(), xs)})
+    assert [list(g.shape) for g in got] == [list(e.shape) for e in eager]
+    assert max(float(abs(torch.from_numpy(g) - e).max()) for g, e in zip(got, eager)) < 1e-4
 
 
 @pytest.mark.parametrize("args, message", [
@@ -242,3 +270,16 @@ def test_missing_extra_is_one_line_before_torch(tmp_path, args, field):
     assert r.stdout.split() == ["1", "False"]
     assert r.stderr.strip() == f"fusion: error: {field}: onnxruntime is not installed; {MISSING}"
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_opset_beyond_the_torchscript_exporter_is_a_usage_error(tmp_path, monkeypatch):
+    from torch.onnx import _constants
+
+    top = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None)
+    if top is None or top >= 23:
+        pytest.skip("this torch's TorchScript exporter has no lower cap than fusion's")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_main("export", "concat", "-o", "x.onnx", "--opset", str(top + 1))
+    assert rc == 2 and last_line(err).startswith(f"fusion: error: --opset: invalid value {top + 1}; the torchscript "
+                                                 "exporter of torch ")
+    assert last_line(err).endswith(f"goes up to {top}; allowed: 9 to {top}, or --exporter dynamo")

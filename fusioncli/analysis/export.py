@@ -61,6 +61,12 @@ def check(settings: ExportSettings, dtype: torch.dtype, device: str, field: str)
     if settings.exporter == "dynamo" and not has_dynamo_exporter():
         raise SpecError(f"--exporter: 'dynamo' needs torch 2.5 or later (this is {torch.__version__}); allowed here: "
                         "torchscript", field="--exporter")
+    from torch.onnx import _constants
+
+    top = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or getattr(_constants, "ONNX_MAX_OPSET", None)
+    if settings.exporter == "torchscript" and top and settings.opset > top:
+        raise SpecError.bad("--opset", settings.opset, f"the torchscript exporter of torch {torch.__version__} goes up "
+                            f"to {top}; allowed: 9 to {top}, or --exporter dynamo")
     if dtype == torch.bfloat16:
         raise SpecError(f"{field}: --dtype bfloat16 has no NumPy type for ONNX Runtime's inputs; allowed: float32, "
                         "float16", field="--dtype")
@@ -135,14 +141,19 @@ def to_onnx(model: torch.nn.Module, tensors: list[torch.Tensor], names: list[str
             outputs: list[torch.Tensor], settings: ExportSettings) -> bytes:
     """The serialised ONNX model of ``model(*tensors)`` (raises what the exporter raises)."""
     dynamic = _dynamic_axes(tensors, names, out_names, outputs, settings.dynamic)
-    common = dict(opset_version=settings.opset, input_names=names, output_names=out_names, dynamic_axes=dynamic)
+    common = dict(opset_version=settings.opset, input_names=names, output_names=out_names)
     with _quiet():
         if settings.exporter == "dynamo":
-            program = torch.onnx.export(model, tuple(tensors), dynamo=True, verbose=False, **common)
+            # torch.export's own form: the one *xs argument, each tensor's axes left to export (Dim.AUTO)
+            shapes = None if not dynamic else (tuple({axis: torch.export.Dim.AUTO for axis in dynamic.get(name, {})}
+                                                     for name in names),)
+            program = torch.onnx.export(model, tuple(tensors), dynamo=True, verbose=False, dynamic_shapes=shapes,
+                                        **common)
             return program.model_proto.SerializeToString()
         buffer = io.BytesIO()
         old = {"dynamo": False} if has_dynamo_exporter() else {}
-        torch.onnx.export(model, tuple(tensors), buffer, do_constant_folding=True, **common, **old)
+        torch.onnx.export(model, tuple(tensors), buffer, do_constant_folding=True, dynamic_axes=dynamic, **common,
+                          **old)
         return buffer.getvalue()
 
 
