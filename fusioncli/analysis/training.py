@@ -144,9 +144,11 @@ def count_training(model: torch.nn.Module, args: tuple, kwargs: dict, *, input_g
         + max(peaks["forward"], peaks["backward"], peaks["after"] + temps),
         saved_by_module=saved,
     )
+    clean = peaks["step"]  # the step's totals and ops, as a real run executes them; modules from the tracked pass
+    clean.by_module = step.by_module
     return Training(convention=CONVENTION, optimizer=optimizer, input_grad=input_grad,
                     forward_macs=forward.macs, forward_flops=forward.flops,
-                    backward=_backward(step, weights), memory=memory)
+                    backward=_backward(clean, weights), memory=memory)
 
 
 def _with_grad(args: tuple, kwargs: dict) -> tuple[tuple, dict, list[torch.Tensor]]:
@@ -202,8 +204,9 @@ def _count_passes(model, args, kwargs, params, input_grad):
 
 def _memory_pass(model, args, kwargs, params, input_grad) -> dict[str, int]:
     """Live bytes of activations and gradients at the forward's and the backward's peak and after the
-    backward (the gradients), and the inputs with the output gradients: one forward and the step's
-    backward, with storages followed until freed and no module tracker."""
+    backward (the gradients), the inputs with the output gradients, and the step's backward counts: one
+    forward and the step's backward, with storages followed until freed and no module tracker (whose
+    hooks make autograd copy gradients a real run keeps)."""
     xs, kws, inputs = _with_grad(args, kwargs)
     counter = CostCounter(track_modules=False)
     with counter:
@@ -216,15 +219,17 @@ def _memory_pass(model, args, kwargs, params, input_grad) -> dict[str, int]:
         in_bytes = sum(t.numel() * t.element_size() for t in (*_leaves((xs, kws)), *grads_out))
         final = [*inputs, *params] if input_grad else params
         counter.peak = counter.live
+        before = _snapshot(counter)
         if outs and final:
             with counter.backward_memory():
                 torch.autograd.backward(outs, grads_out, inputs=final)
         backward_peak = counter.peak if outs and final else 0
+        step = _Pass(before, _snapshot(counter))
         del outs, grads_out
         after = counter.live
         for t in (*params, *inputs):
             t.grad = None
-    return {"forward": forward_peak, "backward": backward_peak, "after": after, "inputs": in_bytes}
+    return {"forward": forward_peak, "backward": backward_peak, "after": after, "inputs": in_bytes, "step": step}
 
 
 def _as_tallies(p: _Pass):
