@@ -122,6 +122,96 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class Backward:
+    """The backward pass of a training step (convention ``fusion-train-v1``): totals, the part that computes
+    the weight gradients (``grad_weight``) and the rest (``grad_input``: activation gradients, down to the
+    inputs when they need them). ``by_op``/``by_module`` rows: ``calls``, ``macs``, ``flops``, ``bytes_read``,
+    ``bytes_written``, ``grad_weight_macs``, ``grad_weight_flops``."""
+
+    macs: int
+    flops: int
+    bytes: Bytes
+    grad_input_macs: int
+    grad_input_flops: int
+    grad_weight_macs: int
+    grad_weight_flops: int
+    by_op: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_module: dict[str, dict[str, int]] = field(default_factory=dict)
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["bytes"] = self.bytes.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Backward:
+        b = d["bytes"]
+        return cls(**{**_known(cls, d), "bytes": Bytes(b["read"], b["written"])})
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Bytes of one training step, exact on ``meta``: what is held throughout (parameters, buffers,
+    gradients, optimizer state, inputs and output gradients), the activations saved for backward (per
+    module), the live activations and gradients at the forward's and the backward's peak, the optimizer
+    step's temporaries, and ``peak_bytes``, the step's peak of everything."""
+
+    param_bytes: int
+    buffer_bytes: int
+    grad_bytes: int
+    optimizer_state_bytes: int
+    input_bytes: int  # the inputs and the gradient of each output
+    saved_activation_bytes: int
+    forward_peak_bytes: int
+    backward_peak_bytes: int
+    optimizer_temp_bytes: int
+    peak_bytes: int
+    saved_by_module: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingMemory:
+        return cls(**_known(cls, d))
+
+
+@dataclass(frozen=True)
+class Training:
+    """A training step's cost (``--train``, and with ``--backward`` timing): the forward as autograd records
+    it, the backward, and the memory; ``step_*`` add forward and backward."""
+
+    convention: str
+    optimizer: str
+    input_grad: bool  # whether the inputs needed gradients (False: a first layer, --no-input-grad)
+    forward_macs: int
+    forward_flops: int
+    backward: Backward
+    memory: TrainingMemory
+
+    @property
+    def step_macs(self) -> int:
+        return self.forward_macs + self.backward.macs
+
+    @property
+    def step_flops(self) -> int:
+        return self.forward_flops + self.backward.flops
+
+    def to_dict(self) -> dict:
+        return {"convention": self.convention, "optimizer": self.optimizer, "input_grad": self.input_grad,
+                "forward_macs": self.forward_macs, "forward_flops": self.forward_flops,
+                "step_macs": self.step_macs, "step_flops": self.step_flops,
+                "backward": self.backward.to_dict(), "memory": self.memory.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Training:
+        return cls(convention=d["convention"], optimizer=d["optimizer"], input_grad=d["input_grad"],
+                   forward_macs=d["forward_macs"], forward_flops=d["forward_flops"],
+                   backward=Backward.from_dict(d["backward"]), memory=TrainingMemory.from_dict(d["memory"]))
+
+
+@dataclass(frozen=True)
 class Timing:
     median_ms: float
     iqr_ms: float
@@ -192,6 +282,24 @@ class Deploy:
 
 
 @dataclass(frozen=True)
+class Roofline:
+    """Where a timed design sits under this machine's roofline (:mod:`fusioncli.analysis.roofline`): peak
+    GFLOP/s and GB/s as measured, FLOPs per byte, the attainable and achieved GFLOP/s, their ratio
+    (``fraction``, "% of roof") and which roof binds (``memory`` or ``compute``)."""
+
+    peak_gflops: float
+    bandwidth_gbs: float
+    intensity: float
+    attainable_gflops: float
+    achieved_gflops: float
+    fraction: float | None
+    bound: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     block: str
@@ -214,21 +322,25 @@ class Report:
     counted_on: str = "meta"  # where the counting pass ran: meta, or cpu for a block that cannot run on meta
     nodes: list[NodeRow] | None = None  # only for necks: one row per node, in execution order
     deploy: Deploy | None = None  # only with --deploy: ONNX export, op histogram, ONNX Runtime latency
+    training: Training | None = None  # only with --train or --backward timing
+    roofline: Roofline | None = None  # only when timed
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["cost"] = self.cost.to_dict()
         d["timing"] = self.timing.to_dict() if self.timing else None
+        for key in ("training", "roofline", "deploy"):
+            value = getattr(self, key)
+            if value is None:
+                del d[key]
+            else:
+                d[key] = value.to_dict()
         if self.crosscheck is None:
             del d["crosscheck"]
         if self.sweep is None:
             del d["sweep"]
         if self.nodes is None:
             del d["nodes"]
-        if self.deploy is None:
-            del d["deploy"]
-        else:
-            d["deploy"] = self.deploy.to_dict()
         return d
 
     @property
@@ -349,4 +461,8 @@ def entry_from_dict(d: dict) -> Report | ErrorEntry:
     d["memory"] = Memory.from_dict(d["memory"])
     if d.get("deploy") is not None:
         d["deploy"] = Deploy.from_dict(d["deploy"])
+    if d.get("training") is not None:
+        d["training"] = Training.from_dict(d["training"])
+    if d.get("roofline") is not None:
+        d["roofline"] = Roofline(**_known(Roofline, d["roofline"]))
     return Report(**d)

@@ -211,7 +211,8 @@ def test_every_builtin_formula_names_a_real_aten_op():
         assert isinstance(_resolve(name), torch._ops.OpOverloadPacket), name
     for name in ("aten::lerp", "aten::mean", "aten::convolution", "aten::view", "aten::cat", "aten::native_layer_norm"):
         assert name in BUILTIN_OPS
-    assert "aten::convolution_backward" not in BUILTIN_OPS
+    for name in ("aten::convolution_backward", "aten::threshold_backward", "aten::native_batch_norm_backward"):
+        assert name in BUILTIN_OPS  # the backward formulas of fusion-train-v1 sit in the same table
     assert formulas.VIEW_OPS <= BUILTIN_OPS and formulas.BATCH_NORM_OPS <= BUILTIN_OPS
 
 

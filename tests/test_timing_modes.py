@@ -29,11 +29,21 @@ def test_modes_run_on_cpu(mode):
     assert t.channels_last == mode.channels_last and t.compiled == mode.compile
     assert (t.compile_ms is not None) == mode.compile
     assert t.samples_per_s == pytest.approx(1 / (t.median_ms / 1e3))
-    if mode.backward:
-        assert t.gflops_per_s is None  # backward FLOPs are not counted: no rate is claimed
+    seconds = t.median_ms / 1e3
+    if mode.backward:  # the rate of what is timed: forward + backward, counted on meta
+        assert r.training is not None and r.training.backward.macs == 2 * r.cost.macs  # 1x1 convs: 2x forward
+        flops, nbytes = r.training.step_flops, r.cost.bytes.total + r.training.backward.bytes.total
     else:
-        assert t.gflops_per_s == pytest.approx(r.cost.flops / (t.median_ms / 1e3) / 1e9)
-        assert t.gbytes_per_s == pytest.approx(r.cost.bytes.total / (t.median_ms / 1e3) / 1e9)
+        assert r.training is None
+        flops, nbytes = r.cost.flops, r.cost.bytes.total
+    assert t.gflops_per_s == pytest.approx(flops / seconds / 1e9)
+    assert t.gbytes_per_s == pytest.approx(nbytes / seconds / 1e9)
+    roof = r.roofline  # where it sits under this machine's roof
+    assert roof.intensity == pytest.approx(flops / nbytes)
+    assert roof.achieved_gflops == pytest.approx(t.gflops_per_s)
+    assert roof.attainable_gflops == pytest.approx(min(roof.peak_gflops, roof.intensity * roof.bandwidth_gbs))
+    assert roof.fraction == pytest.approx(roof.achieved_gflops / roof.attainable_gflops)
+    assert roof.bound == ("memory" if roof.intensity * roof.bandwidth_gbs < roof.peak_gflops else "compute")
 
 
 def test_backward_leaves_block_parameters_with_gradients():

@@ -179,11 +179,12 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          cost: Cost, max_time: float | None = None, export: ExportSettings | None = None
+          work: tuple[int, int], max_time: float | None = None, export: ExportSettings | None = None
           ) -> tuple[Timing, dict[str, float] | None, Deploy | None]:
-    """Build the block on the real device and time it; add the derived throughput figures. For a neck
-    timed in plain forward mode, also each node's median time inside it. With the onnxruntime backend,
-    the block is exported and timed in ONNX Runtime (and the deployment check is returned too)."""
+    """Build the block on the real device and time it; add the throughput of ``work``, the (FLOPs, bytes)
+    of what is timed (forward, or forward + backward). For a neck timed in plain forward mode, also each
+    node's median time inside it. With the onnxruntime backend, the block is exported and timed in ONNX
+    Runtime (and the deployment check is returned too)."""
     spec = r.spec
     nodes = deployed = None
     if mode.backend == "onnxruntime":
@@ -209,12 +210,12 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
         finally:
             torch.set_num_threads(before)
     seconds = t.median_ms / 1e3
-    forward = not mode.backward
+    flops, nbytes = work
     return replace(
         t,
         dtype_mode="autocast" if mode.autocast else "cast",
-        gflops_per_s=cost.flops / seconds / 1e9 if forward and seconds > 0 else None,
-        gbytes_per_s=cost.bytes.total / seconds / 1e9 if forward and seconds > 0 else None,
+        gflops_per_s=flops / seconds / 1e9 if seconds > 0 else None,
+        gbytes_per_s=nbytes / seconds / 1e9 if seconds > 0 else None,
         samples_per_s=spec.batch / seconds if seconds > 0 else None,
     ), nodes, deployed
 
@@ -382,6 +383,9 @@ def analyze(
     crosscheck: bool = False,
     timing_mode: TimingMode | None = None,
     force: bool = False,
+    train: bool = False,
+    optimizer: str = "adam",
+    input_grad: bool = True,
     deploy: bool = False,
     export: ExportSettings | None = None,
 ) -> Report:
@@ -398,24 +402,37 @@ def analyze(
     tensor exists, :mod:`.guard` refuses a run that would not fit in memory; ``force=True``
     lifts that guard.
 
+    ``train=True`` (and timing with ``TimingMode(backward=True)``) also counts a training step
+    (:mod:`.training`: backward MACs/FLOPs, gradients w.r.t. inputs and weights apart, memory with
+    ``optimizer``, one of ``limits.OPTIMIZER_STATES``); ``input_grad=False`` is a first layer, whose
+    inputs need no gradient. A timed report gets its place under this machine's roofline
+    (:mod:`.roofline`).
+
     ``deploy=True`` adds :class:`fusioncli.report.Deploy` (ONNX export, ops, ONNX Runtime outputs and latency;
     needs ``fusioncli[deploy]``); ``export`` sets the exporter, opset and dynamic axes, also those of
     ``timing_mode.backend == "onnxruntime"``.
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
+    if optimizer not in limits.OPTIMIZER_STATES:
+        raise SpecError.bad("--optimizer", optimizer, "allowed: " + ", ".join(limits.OPTIMIZER_STATES),
+                            choices=limits.OPTIMIZER_STATES)
+    mode = timing_mode or TimingMode()
+    if not input_grad and mode.input_grad:
+        mode = replace(mode, input_grad=False)
+    train = train or (time and mode.backward)
     limits.check_min_time(min_time)
     limits.check_max_time(max_time, min_time)
-    if timing_mode is not None and timing_mode.compile and time:
-        check_compile_backend(timing_mode.compile_backend)
+    if mode.compile and time:
+        check_compile_backend(mode.compile_backend)
     tdtype = DTYPES[dtype]
-    if timing_mode is not None and timing_mode.autocast and tdtype == torch.float32:
+    if mode.autocast and tdtype == torch.float32:
         raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",
                         field="--autocast")
-    ort_timed = time and timing_mode is not None and timing_mode.backend == "onnxruntime"
+    ort_timed = time and mode.backend == "onnxruntime"
     if ort_timed:
-        for flag, on in (("--backward", timing_mode.backward), ("--channels-last", timing_mode.channels_last),
-                         ("--autocast", timing_mode.autocast)):
+        for flag, on in (("--backward", mode.backward), ("--channels-last", mode.channels_last),
+                         ("--autocast", mode.autocast)):
             if on:
                 raise SpecError(f"{flag}: not with --backend onnxruntime (it times the exported forward); allowed "
                                 "with --backend eager or compile", field=flag)
@@ -468,7 +485,7 @@ def analyze(
     )
 
     for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck or deploy else [])):
-        guard.check_memory(spec.name, memory, cost.bytes.written, device=real_device, dtype=dtype, mode=timing_mode,
+        guard.check_memory(spec.name, memory, cost.bytes.written, device=real_device, dtype=dtype, mode=mode,
                            force=force)
 
     checks = None
@@ -484,12 +501,30 @@ def analyze(
                                 torchinfo_mult_adds=counted.stats.total_mult_adds,
                                 torchinfo_layers=counted.stats.summary_list)
 
-    timing = node_latency = deployed = None
+    training = None
+    if train:
+        from .training import count_training
+
+        args, kwargs = make_inputs(spec, counted.device, tdtype)
+        try:
+            training = count_training(model, args, kwargs, input_grad=input_grad, optimizer=optimizer,
+                                      device_type=device)
+        except FusionError:
+            raise
+        except Exception as e:
+            raise RunError(f"{spec.name}: backward failed on {counted.device}: {userblock.describe(e)}") from e
+
+    if time and mode.backward and not training.backward.bytes.total:
+        raise SpecError(f"--backward: {spec.name} has nothing to differentiate here (no trainable parameter"
+                        + (", and --no-input-grad)" if not input_grad else ")"), field="--backward")
+    timing = node_latency = roof = deployed = None
     nthreads = threads or torch.get_num_threads()
     if time:
+        work = (training.step_flops, cost.bytes.total + training.backward.bytes.total) if mode.backward \
+            else (cost.flops, cost.bytes.total)
         try:
-            timing, node_latency, deployed = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(),
-                                                   cost, max_time, export)
+            timing, node_latency, deployed = _time(r, device, tdtype, nthreads, min_time, mode, work, max_time,
+                                                   export)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:
@@ -500,6 +535,9 @@ def analyze(
             if not spec.builtin:
                 raise userblock.forward_error(e, spec, f"on {device} ({dtype})") from e
             raise RunError(f"{spec.name}: forward failed on {device} ({dtype}): {str(e).splitlines()[0]}") from e
+        from . import roofline
+
+        roof = roofline.place(*work, timing.median_ms / 1e3, roofline.machine(device, dtype, nthreads))
     if deploy and deployed is None:
         from .export import deploy_check
 
@@ -536,6 +574,8 @@ def analyze(
         pack=spec.pack,
         counted_on=counted.device,
         nodes=_node_rows(counted, node_latency),
+        training=training,
+        roofline=roof,
         deploy=deployed if deploy else None,
     )
 

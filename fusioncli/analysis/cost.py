@@ -44,6 +44,7 @@ traffic of an unfused eager execution, an upper bound on DRAM traffic.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,9 @@ def _plan(func) -> tuple[str, bool, bool]:
     return plan
 
 
+_ADD = torch.ops.aten.add.Tensor
+
+
 def _tensors(obj) -> list[torch.Tensor]:
     return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
 
@@ -138,7 +142,7 @@ class CostCounter(TorchDispatchMode):
     root's class name dropped.
     """
 
-    def __init__(self, root_name: str | None = None) -> None:
+    def __init__(self, root_name: str | None = None, *, track_modules: bool = True) -> None:
         super().__init__()
         formulas.ensure_entry_point_formulas()
         self.total = Tally()
@@ -146,17 +150,22 @@ class CostCounter(TorchDispatchMode):
         self.by_module: dict[str, Tally] = defaultdict(Tally)
         self.uncounted: Counter[str] = Counter()
         self.touched: set[int] = set()
-        self.tracker = ModuleTracker()
+        # the tracker's backward hooks hold gradients (autograd then copies them instead of keeping them):
+        # a pass that measures memory runs without it
+        self.tracker = ModuleTracker() if track_modules else None
         self.root_name = root_name
         self.live = 0
+        self._held: dict[int, int] = {}  # live storages: id -> bytes
         self.peak = 0
         self.largest = 0
         self._depth = 0
+        self._paused = False
+        self.accumulating: set[int] | None = None  # storages made in a backward (see backward_memory)
 
     def __enter__(self):
         # the mode is re-entered to count decompositions: register the module hooks once only,
         # or the outer registration's handles are lost and its global hooks leak
-        if self._depth == 0:
+        if self._depth == 0 and self.tracker is not None:
             self.tracker.__enter__()
         self._depth += 1
         return super().__enter__()
@@ -164,16 +173,63 @@ class CostCounter(TorchDispatchMode):
     def __exit__(self, *exc):
         result = super().__exit__(*exc)
         self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and self.tracker is not None:
             self.tracker.__exit__()
         return result
 
-    def _release(self, nbytes: int) -> None:
-        self.live -= nbytes
+    @contextlib.contextmanager
+    def paused(self):
+        """Run ops inside uncounted and untracked (tensors the caller makes, e.g. an incoming gradient)."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
+    def current_module(self) -> str:
+        """The innermost module running now ("" for the root or outside any module)."""
+        return max(self._module_names(), key=lambda n: n.count(".") + bool(n), default="")
+
+    def _hold(self, t: torch.Tensor) -> None:
+        """Count ``t``'s storage as live until the storage itself is freed (a tensor autograd saved
+        outlives its Python object; an in-place op's output is a storage already held)."""
+        storage = t.untyped_storage()
+        key = storage._cdata
+        if key in self._held:
+            return
+        nbytes = storage.nbytes()
+        self._held[key] = nbytes
+        if self.accumulating is not None:
+            self.accumulating.add(key)
+        self.live += nbytes
+        weakref.finalize(storage, self._release, key)
+
+    def _release(self, key: int) -> None:
+        self.live -= self._held.pop(key, 0)
+        if self.accumulating is not None:
+            self.accumulating.discard(key)
+
+    def _accumulates(self, args) -> bool:
+        """Whether ``add(a, b)`` in a backward is the engine summing two gradients of one tensor into a
+        buffer it alone holds (``InputBuffer::accumulate``), which a real run does in place. Under a
+        dispatch mode the engine sees the mode's reference and adds out of place, so the counter holds the
+        sum in the buffer's stead: a gradient made in this backward, dense, not a view, of the sum's shape."""
+        a, b = args[0], args[1] if len(args) > 1 else None
+        return (isinstance(b, torch.Tensor) and a._base is None and a.shape == b.shape and a.dtype == b.dtype
+                and a.is_contiguous() and a.untyped_storage()._cdata in self.accumulating)
+
+    @contextlib.contextmanager
+    def backward_memory(self):
+        """Inside, gradients the autograd engine accumulates count once, as a real run allocates them."""
+        self.accumulating = set()
+        try:
+            yield
+        finally:
+            self.accumulating = None
 
     def _module_names(self) -> list[str]:
         names = []
-        for p in self.tracker.parents:
+        for p in (self.tracker.parents if self.tracker is not None else ()):
             if p == "Global":
                 continue
             if self.root_name and (p == self.root_name or p.startswith(self.root_name + ".")):
@@ -183,7 +239,7 @@ class CostCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _IGNORED:
+        if func in _IGNORED or self._paused:
             return func(*args, **kwargs)
         formula = lookup(func)
         if formula is None:
@@ -209,18 +265,15 @@ class CostCounter(TorchDispatchMode):
             # the saved mean/invstd outputs are empty on CPU in eval mode but not on meta:
             # count the normalised map only, so meta and real devices agree
             outs = outs[:1]
-        if view:
+        if view:  # shares its base's storage, which is followed already
             read = written = 0
-            for o in outs:  # a view keeps its base alive: tie the base's lifetime to the view
-                if ins:
-                    weakref.finalize(o, _noop, ins[0])
         else:
             read = sum(t.numel() * t.element_size() for t in {id(t): t for t in ins}.values())
             written = sum(t.numel() * t.element_size() for t in outs)
+            if self.accumulating is not None and func is _ADD and self._accumulates(args):
+                self._release(args[0].untyped_storage()._cdata)  # autograd adds into the buffer it holds
             for o in outs:
-                nbytes = o.numel() * o.element_size()
-                self.live += nbytes
-                weakref.finalize(o, self._release, nbytes)
+                self._hold(o)
             self.peak = max(self.peak, self.live)
             self.largest = max(self.largest, read + written)
         self.total.add(macs, flops, read, written)
@@ -233,6 +286,3 @@ class CostCounter(TorchDispatchMode):
         return CostResult(self.total, dict(self.by_op), dict(self.by_module), dict(self.uncounted), self.peak,
                           self.touched, self.largest)
 
-
-def _noop(*_args) -> None:
-    return None

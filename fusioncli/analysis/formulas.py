@@ -413,13 +413,120 @@ def _builtin_table() -> dict[str, tuple[Callable, bool]]:
     put(_packet_names("native_layer_norm native_group_norm"), _norm(5))
     put(_packet_names("_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_attention_math"), _sdpa_cpu)
     put(_packet_names("_trilinear"), _trilinear)
+    _backward_table(put)
     return table
+
+
+# ---- backward ops: convention fusion-train-v1 (fusioncli.analysis.training) ------------------------
+# Each count follows the ATen CPU kernel's expression: one per arithmetic op, compare-select or
+# transcendental, as fusion-v1 counts activations; constants folded per channel are not counted.
+
+
+def _masked(flops: tuple[int, ...]) -> Callable:
+    """A backward with ``output_mask``: each computed gradient's FLOPs per element of grad_output."""
+    def formula(grad_out, *args, out_shape, **kwargs) -> int:
+        mask = kwargs.get("output_mask", args[-1] if args else None)
+        return sum(per for per, want in zip(flops, mask) if want) * _numel(grad_out)
+
+    return formula
+
+
+def _conv_backward(grad_out, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups,
+                   output_mask, *, out_shape) -> tuple[int, int]:
+    """grad_input (a transposed conv of grad_output with the weight) and grad_weight (a conv of the input
+    with grad_output) each take the forward's MACs: batch x weight elements x the positions of the
+    strided side (grad_output's, or the input's for a transposed conv). torch's ``conv_backward_flop``
+    agrees except for grad_weight of a grouped conv, which it counts ``groups`` times over. FLOPs = 2 MACs
+    + 1 per grad_output element for grad_bias (a sum)."""
+    per = x[0] * prod(w) * prod((x if transposed else grad_out)[2:])
+    macs = per * (bool(output_mask[0]) + bool(output_mask[1]))
+    return macs, 2 * macs + (_numel(grad_out) if output_mask[2] else 0)
+
+
+def _batch_norm_backward(grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train, eps,
+                         output_mask, *, out_shape) -> int:
+    """Inference statistics: grad_input 1 (grad x weight*invstd), grad_weight 3 (sum of (x - mean) x grad),
+    grad_bias 1 (sum of grad); batch statistics: the two sums (4) once, and grad_input 5 more."""
+    n = _numel(grad_out)
+    if not train:
+        return sum(per * n for per, want in zip((1, 3, 1), output_mask) if want)
+    return (4 * n if any(output_mask) else 0) + (5 * n if output_mask[0] else 0)
+
+
+def _per_grad_output(per: int) -> Callable:
+    def formula(grad_out, *args, out_shape, **kwargs) -> int:
+        return per * _numel(grad_out)
+
+    formula.__doc__ = f"{per} per element of grad_output."
+    formula.__qualname__ = f"per_grad_output_{per}"
+    return formula
+
+
+def _pool_backward(grad_out, x, kernel_size, *args, out_shape, **kwargs) -> int:
+    """kernel area per element of grad_output (each spread over its window)."""
+    k = [kernel_size] if isinstance(kernel_size, int) else list(kernel_size)
+    return prod(k) * _numel(grad_out)
+
+
+def _grad_in_plus_out(grad_out, *args, out_shape, **kwargs) -> int:
+    """1 per element of grad_output + 1 per element of grad_input (adaptive average pooling)."""
+    return _numel(grad_out) + _n_out(out_shape)
+
+
+def _sdpa_backward(grad_out, q, k, v, *args, out_shape, **kwargs) -> tuple[int, int]:
+    """torch's ``sdpa_backward_flop_count`` (scores recomputed, then dV, dP, dQ, dK: five matmuls) halved
+    into MACs; FLOPs = 2 MACs + 5 per score (softmax recomputed from the log-sum-exp: sub, exp; dS:
+    sub, mul; scale) + 2 per element of grad_output (the row sums of grad_output x output)."""
+    b, h, lq, _ = q
+    s = k[-2]
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    macs = sdpa_backward_flop_count(grad_out, q, k, v) // 2
+    return macs, 2 * macs + 5 * b * h * lq * s + 2 * _numel(grad_out)
+
+
+def _index_put(x, indices, values, accumulate=False, *args, out_shape, **kwargs) -> int:
+    """1 per element of values when accumulating (the backward of indexing), else 0 (a copy)."""
+    return _numel(values) if accumulate else 0
+
+
+def _backward_table(put) -> None:
+    put(_packet_names("convolution_backward"), _conv_backward)
+    put(_packet_names("threshold_backward hardtanh_backward"), _per_output(1))
+    put(_packet_names("leaky_relu_backward native_dropout_backward"), _per_output(2))
+    put(_packet_names("sigmoid_backward tanh_backward hardsigmoid_backward elu_backward"), _per_output(3))
+    put(_packet_names("_softmax_backward_data _log_softmax_backward_data _prelu_kernel_backward"), _per_output(4))
+    put(_packet_names("hardswish_backward"), _per_output(5))
+    put(_packet_names("silu_backward softplus_backward"), _per_output(6))
+    put(_packet_names("mish_backward"), _per_output(9))
+    put(_packet_names("gelu_backward"), _gelu_backward)
+    put(_packet_names("native_batch_norm_backward"), _batch_norm_backward)
+    put(_packet_names("native_layer_norm_backward"), _masked((8, 4, 1)))
+    put(_packet_names("native_group_norm_backward"), _masked((8, 4, 1)))
+    put(_packet_names("upsample_nearest1d_backward upsample_nearest2d_backward upsample_nearest3d_backward "
+                      "_upsample_nearest_exact1d_backward _upsample_nearest_exact2d_backward "
+                      "_upsample_nearest_exact3d_backward max_pool2d_with_indices_backward "
+                      "adaptive_max_pool2d_backward"), _per_grad_output(1))
+    put(_packet_names("upsample_linear1d_backward"), _per_grad_output(4))
+    put(_packet_names("upsample_bilinear2d_backward _upsample_bilinear2d_aa_backward"), _per_grad_output(8))
+    put(_packet_names("upsample_bicubic2d_backward _upsample_bicubic2d_aa_backward"), _per_grad_output(32))
+    put(_packet_names("avg_pool2d_backward"), _pool_backward)
+    put(_packet_names("_adaptive_avg_pool2d_backward"), _grad_in_plus_out)
+    put(_packet_names("_scaled_dot_product_flash_attention_for_cpu_backward"), _sdpa_backward)
+    put(_packet_names("_index_put_impl index_put _unsafe_index_put"), _index_put)
+    put(_packet_names("select_backward slice_backward reflection_pad2d_backward replication_pad2d_backward"), _zero)
+
+
+def _gelu_backward(grad_out, x, *args, out_shape, **kwargs) -> int:
+    """11 per element (erf form: cdf 4, pdf 4, grad x (cdf + x pdf) 3); 18 with approximate='tanh'."""
+    approximate = kwargs.get("approximate", args[0] if args else "none")
+    return (18 if approximate == "tanh" else 11) * _n_out(out_shape)
 
 
 VIEW_OPS: frozenset[str] = frozenset(_packet_names(
     "view _unsafe_view reshape _reshape_alias permute transpose t expand expand_as squeeze unsqueeze slice select "
     "split split_with_sizes unbind alias detach as_strided unfold narrow chunk lift_fresh empty empty_like "
-    "empty_strided new_empty view_as flatten unflatten movedim diagonal _local_scalar_dense"))
+    "empty_strided new_empty new_empty_strided view_as flatten unflatten movedim diagonal _local_scalar_dense"))
 """Packets whose results alias their input (or allocate nothing): 0 FLOPs and no bytes moved."""
 
 BATCH_NORM_OPS: frozenset[str] = frozenset(_packet_names(

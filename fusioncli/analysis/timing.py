@@ -10,8 +10,10 @@ then at least ``min_runs`` measurements, each of ``number`` calls sized so that 
 measurement lasts about ``min_time / (2 * min_runs)``, until ``min_time`` has passed.
 
 Modes (:class:`TimingMode`): forward under ``torch.inference_mode()`` (default), or
-forward + backward of ``out.sum()`` with the block still in ``eval()`` (batch-norm uses
-its running statistics, so batch 1 works) and gradients reset each step;
+forward + backward (a gradient of ones for each output, as the next layer would send it,
+the inputs needing gradients unless ``input_grad=False``) with the block still in ``eval()``
+(batch-norm uses its running statistics, so batch 1 works) and gradients reset each step:
+what :mod:`.training` counts;
 ``channels_last`` memory format for the block and its inputs; ``torch.compile`` (the
 first call, which compiles, is timed separately as ``compile_ms``); lower precision
 either by casting weights and inputs (``cast``) or under ``torch.autocast``.
@@ -38,6 +40,7 @@ class TimingMode:
     backend: str = "eager"  # one of fusioncli.deploy.BACKENDS
     compile_backend: str = "inductor"
     autocast: bool = False  # low precision by autocast (weights stay float32) instead of casting
+    input_grad: bool = True  # backward: the inputs need gradients (False: a first layer)
 
     @property
     def compile(self) -> bool:
@@ -119,8 +122,9 @@ def make_step(model: torch.nn.Module, inputs: Sequence, mode: TimingMode, device
         return step
 
     params = [p for p in model.parameters() if p.requires_grad]
-    grad = lambda x: x.detach().requires_grad_(x.is_floating_point())  # noqa: E731
+    grad = lambda x: x.detach().requires_grad_(mode.input_grad and x.is_floating_point())  # noqa: E731
     xs, kws = _map_tensors(tuple(inputs), grad), _map_tensors(kwargs, grad)
+    ones: list[torch.Tensor] = []  # the gradient of each output, as the next layer would send it: made once
 
     def step():
         for p in params:
@@ -128,7 +132,10 @@ def make_step(model: torch.nn.Module, inputs: Sequence, mode: TimingMode, device
         with ctx():
             out = model(*xs, **kws)
         leaves = [t for t in _leaves(out) if t.requires_grad]
-        sum(t.float().sum() for t in leaves).backward()
+        if not ones:
+            ones.extend(torch.ones_like(t) for t in leaves)
+        if leaves:  # (analyze refuses --backward when nothing needs a gradient)
+            torch.autograd.backward(leaves, ones)
     return step
 
 

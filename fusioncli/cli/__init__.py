@@ -17,7 +17,7 @@ from .state import state
 
 # command -> the module that declares it, in the order `fusion --help` lists them
 COMMANDS = {"inspect": "analyze", "compare": "analyze", "export": "export", "blocks": "listing", "presets": "listing",
-            "explain": "listing", "sweep": "sweep", "merge": "sweep", "schema": "schema"}
+            "explain": "listing", "sweep": "sweep", "merge": "sweep", "schema": "schema", "machine": "machine"}
 
 
 class LazyGroup(TyperGroup):

@@ -145,7 +145,7 @@ def explain_cmd(
                                          "the counting convention, or 'backbones' for the --backbone table.")],
 ) -> None:
     """Show a block's or a neck's paper, formula, shape contract, options with defaults, and where the
-    paper and its reference code differ; 'costs': the FLOP counting convention; 'backbones': the
+    paper and its reference code differ; 'costs': the FLOP counting conventions (forward, training step) and the roofline; 'backbones': the
     feature pyramids of --backbone. Built-in kinds are read from their source: torch is not imported."""
     import inspect
 
@@ -154,9 +154,10 @@ def explain_cmd(
 
     console = Console(highlight=False)
     if topic == "costs":
-        from ..analysis import cost  # imports torch
+        from ..analysis import cost, roofline, training  # imports torch
 
-        console.print(inspect.getdoc(cost), markup=False)
+        for module in (cost, training, roofline):
+            console.print(inspect.getdoc(module) + "\n", markup=False)
         return
     if topic == "backbones":
         _explain_backbones(console)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional, get_type_hints
 import typer
 
 from ..deploy import BACKENDS, DEFAULT_OPSET, EXPORTERS
-from ..limits import DTYPE_BYTES
+from ..limits import DTYPE_BYTES, OPTIMIZER_STATES
 from ..pareto import METRICS, SORT_KEYS
 from ..render.formats import FORMATS, STREAM_FORMATS
 
@@ -24,6 +24,7 @@ SweepFormat = Enum("SweepFormat", {f: f for f in (*FORMATS, *STREAM_FORMATS)}, t
 DType = Enum("DType", {d: d for d in DTYPE_BYTES}, type=str)
 Backend = Enum("Backend", {b: b for b in BACKENDS}, type=str)
 Exporter = Enum("Exporter", {e: e for e in EXPORTERS}, type=str)
+Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZER_STATES}, type=str)
 
 
 class Device(str, Enum):
@@ -96,6 +97,14 @@ CrosscheckOpt = Annotated[bool, typer.Option(
     "--crosscheck", help="Also count with fvcore, torch's FlopCounterMode and torchinfo, and show why they differ.")]
 BackwardOpt = Annotated[bool, typer.Option(
     "--backward", help="Time forward + backward (a training step's cost) instead of the forward alone.")]
+TrainOpt = Annotated[bool, typer.Option(
+    "--train", help="Also count a training step on meta: backward MACs/FLOPs (w.r.t. inputs and weights apart, "
+    "per op and module) and its memory (gradients, optimizer state, saved activations, peak). --backward "
+    "timing implies it.")]
+OptimizerOpt = Annotated[Optimizer, typer.Option(
+    "--optimizer", help="Optimizer whose state the training memory holds (momentum: SGD with momentum).")]
+NoInputGradOpt = Annotated[bool, typer.Option(
+    "--no-input-grad", help="The inputs need no gradient (a first layer): --train and --backward skip it.")]
 ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="Time with channels_last memory format.")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="Short for --backend compile: time torch.compile(block); the compiling first call is reported "
@@ -147,6 +156,9 @@ class RunOptions:
     depth: DepthOpt = 3
     crosscheck: CrosscheckOpt = False
     backward: BackwardOpt = False
+    train: TrainOpt = False
+    optimizer: OptimizerOpt = Optimizer.adam
+    no_input_grad: NoInputGradOpt = False
     channels_last: ChannelsLastOpt = False
     compile: CompileOpt = False
     compile_backend: CompileBackendOpt = "inductor"
@@ -219,10 +231,12 @@ class RunOptions:
         from ..analysis.timing import TimingMode
 
         mode = TimingMode(backward=self.backward, channels_last=self.channels_last, backend=self.timing_backend,
-                          compile_backend=self.compile_backend, autocast=self.autocast)
+                          compile_backend=self.compile_backend, autocast=self.autocast,
+                          input_grad=not self.no_input_grad)
         return dict(device=self.device.value, dtype=self.dtype.value, threads=self.threads, time=not self.no_time,
                     depth=self.depth, min_time=self.min_time, max_time=self.max_time, crosscheck=self.crosscheck,
-                    timing_mode=mode, force=self.force, deploy=self.deploy, export=self.check_deploy())
+                    timing_mode=mode, force=self.force, train=self.train, optimizer=self.optimizer.value,
+                    input_grad=not self.no_input_grad, deploy=self.deploy, export=self.check_deploy())
 
 
 def run_options(*, omit: tuple[str, ...] = (), defaults: dict[str, Any] | None = None):

@@ -174,8 +174,11 @@ def plot_compare(env: Envelope, path: Path) -> None:
     pts = {r.name: (value(r, xm), value(r, ym)) for r in reports}
     plane = front(pts)
     on_front = set(env.pareto_front)
-    fig = _figure(figsize=(7.5, 5.5))
-    ax = fig.add_subplot()
+    roofs = [r for r in reports if r.roofline is not None]
+    fig = _figure(figsize=(14, 5.5) if roofs else (7.5, 5.5))
+    ax = fig.add_subplot(1, 2 if roofs else 1, 1)
+    if roofs:
+        plot_roofline(fig.add_subplot(1, 2, 2), roofs)
     for group, style in ((False, dict(color="0.55", marker="o", s=30)), (True, dict(color="tab:red", marker="*", s=110))):
         names = [n for n in pts if (n in on_front) is group]
         if not names:
@@ -202,4 +205,38 @@ def plot_compare(env: Envelope, path: Path) -> None:
     _save(fig, path)
 
 
-__all__ = ["check_plot", "plot_sweep", "plot_compare", "plot_variable"]
+def plot_roofline(ax, reports: list[Report]) -> None:
+    """This machine's roofline (``fusion machine``): the memory roof (intensity x bandwidth) up to the
+    ridge, the compute roof beyond it, and each timed design at (FLOP/byte, achieved GFLOP/s)."""
+    import math
+
+    rl = reports[0].roofline
+    peak, bw = rl.peak_gflops, rl.bandwidth_gbs
+    xs = [r.roofline.intensity for r in reports]
+    lo = 10 ** math.floor(math.log10(max(min(xs + [peak / bw]) / 4, 1e-6)))
+    hi = 10 ** math.ceil(math.log10(max(xs + [peak / bw]) * 4))
+    ridge = peak / bw
+    ax.plot([lo, ridge, hi], [lo * bw, peak, peak], color="black", linewidth=1.5,
+            label=f"roof: {bw:,.1f} GB/s, {peak:,.1f} GFLOP/s (ridge {ridge:.2f} FLOP/B)")
+    ax.axvline(ridge, color="0.7", linestyle=":", linewidth=1)
+    colors = {"memory": "tab:blue", "compute": "tab:orange"}
+    for bound in ("memory", "compute"):
+        group = [r for r in reports if r.roofline.bound == bound]
+        if group:
+            ax.scatter([r.roofline.intensity for r in group], [r.roofline.achieved_gflops for r in group], zorder=3,
+                       s=40, color=colors[bound], label=f"{bound}-bound design (achieved)")
+    for r in reports:
+        pct = "-" if r.roofline.fraction is None else f"{100 * r.roofline.fraction:.0f}%"
+        ax.annotate(f"{r.name} {pct}", (r.roofline.intensity, r.roofline.achieved_gflops), textcoords="offset points",
+                    xytext=(5, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity (FLOP per byte moved, log)")
+    ax.set_ylabel("GFLOP/s (log)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Roofline of this machine: % = achieved / attainable", fontsize=10)
+
+
+__all__ = ["check_plot", "plot_sweep", "plot_compare", "plot_roofline", "plot_variable"]

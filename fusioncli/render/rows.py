@@ -12,7 +12,8 @@ from ..spec import format_shape
 
 COLUMNS = (
     "name", "block", "inputs", "outputs", "params", "macs", "flops", "bytes_moved", "peak_activation_bytes",
-    "latency_median_ms", "latency_iqr_ms", "timed_runs",
+    "latency_median_ms", "latency_iqr_ms", "timed_runs", "roof_percent", "bound",
+    "backward_macs", "backward_flops", "train_peak_bytes",
     "params_ratio", "macs_ratio", "flops_ratio", "latency_ratio", "pareto", "error",
 )
 #: with --deploy: the ONNX export and ONNX Runtime (fusioncli.report.Deploy), after the eager figures
@@ -48,6 +49,11 @@ def summary_rows(envelope: Envelope) -> list[dict]:
             "latency_median_ms": round(t.median_ms, 4) if t else None,
             "latency_iqr_ms": round(t.iqr_ms, 4) if t else None,
             "timed_runs": t.runs if t else None,
+            "roof_percent": round(100 * r.roofline.fraction, 1) if r.roofline and r.roofline.fraction else None,
+            "bound": r.roofline.bound if r.roofline else None,
+            "backward_macs": r.training.backward.macs if r.training else None,
+            "backward_flops": r.training.backward.flops if r.training else None,
+            "train_peak_bytes": r.training.memory.peak_bytes if r.training else None,
             "params_ratio": ratio.get("params"),
             "macs_ratio": ratio.get("macs"),
             "flops_ratio": ratio.get("flops"),
@@ -73,6 +79,9 @@ HEADERS = {
     "params": "params (count)", "macs": "MACs (count)", "flops": "FLOPs (count)",
     "bytes_moved": "bytes moved (B)", "peak_activation_bytes": "peak activations (B)",
     "latency_median_ms": "latency median (ms)", "latency_iqr_ms": "latency IQR (ms)", "timed_runs": "timed runs",
+    "roof_percent": "% of roof (achieved / attainable)", "bound": "bound (memory or compute)",
+    "backward_macs": "backward MACs (count)", "backward_flops": "backward FLOPs (count)",
+    "train_peak_bytes": "training step peak (B)",
     "params_ratio": "params (x baseline)", "macs_ratio": "MACs (x baseline)", "flops_ratio": "FLOPs (x baseline)",
     "latency_ratio": "latency (x baseline)", "pareto": "Pareto front", "error": "error",
     "onnx_status": "ONNX export", "onnx_nodes": "ONNX nodes (count)", "onnx_ops": "ONNX ops (op:count)",
@@ -108,6 +117,11 @@ def used_columns(envelope: Envelope) -> list[str]:
         cols.remove("pareto")
     if not envelope.failed:
         cols.remove("error")
+    reports = [r for r in envelope.reports if not isinstance(r, ErrorEntry)]
+    if not any(r.roofline for r in reports):
+        cols = [c for c in cols if c not in ("roof_percent", "bound")]
+    if not any(r.training for r in reports):
+        cols = [c for c in cols if c not in ("backward_macs", "backward_flops", "train_peak_bytes")]
     if envelope.sweep:
         cols[1:1] = [f"vary:{v}" for v in envelope.sweep.get("vary", {})]
     if any(getattr(r, "deploy", None) for r in envelope.reports):

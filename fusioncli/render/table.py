@@ -75,7 +75,7 @@ def _summary(r: Report) -> Table:
               f"{r.memory.peak_activation_bytes:,}")
     if r.timing:
         tm = r.timing
-        how = [tm.mode, f"{tm.threads} threads"]
+        how = [tm.mode, f"{tm.threads} thread{'s' * (tm.threads != 1)}"]
         how += ["channels_last"] * tm.channels_last + ["compiled"] * tm.compiled
         t.add_row(f"latency, median ± IQR (ms) \\[{', '.join(how)}]", latency(r),
                   f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
@@ -87,6 +87,11 @@ def _summary(r: Report) -> Table:
             t.add_row("compile time (first call, ms)", f"{tm.compile_ms:.1f}", "")
         if tm.gflops_per_s is not None:
             t.add_row("achieved GFLOP/s | GB/s", f"{tm.gflops_per_s:.2f} | {tm.gbytes_per_s:.2f}", "")
+        if r.roofline is not None:
+            rl = r.roofline
+            t.add_row("roofline: % of attainable, bound", roof_text(r),
+                      f"attainable {rl.attainable_gflops:,.2f} GFLOP/s = min({rl.peak_gflops:,.1f}, "
+                      f"{rl.intensity:.2f} FLOP/B x {rl.bandwidth_gbs:,.1f} GB/s)")
         if tm.samples_per_s is not None:
             t.add_row("throughput (samples/s)", f"{tm.samples_per_s:,.1f}", "")
         if tm.cuda_peak_bytes is not None:
@@ -99,6 +104,44 @@ def _summary(r: Report) -> Table:
     if r.unused_params:
         t.add_row("[yellow]parameters no op used[/yellow]", ", ".join(r.unused_params), "")
     return t
+
+
+def roof_text(r: Report) -> str:
+    """``62% memory``: the achieved share of what the roofline allows, and the roof that binds."""
+    rl = r.roofline
+    if rl is None or rl.fraction is None:
+        return "-"
+    return f"{100 * rl.fraction:.0f}% {rl.bound}"
+
+
+def _training(r: Report) -> list[Table]:
+    """A training step: forward and backward costs (inputs and weights apart), then the memory it holds."""
+    tr = r.training
+    b, m = tr.backward, tr.memory
+    cost = Table(title=f"Training step: cost (backward {ratio(b.flops / tr.forward_flops if tr.forward_flops else None)}"
+                 " the forward's FLOPs)", header_style="bold")
+    for col in ("pass", "MACs", "FLOPs"):
+        cost.add_column(col, justify="left" if col == "pass" else "right")
+    for label, macs, flops in (("forward", tr.forward_macs, tr.forward_flops), ("backward", b.macs, b.flops),
+                               ("  grad w.r.t. inputs", b.grad_input_macs, b.grad_input_flops),
+                               ("  grad w.r.t. weights", b.grad_weight_macs, b.grad_weight_flops),
+                               ("step (fwd + bwd)", tr.step_macs, tr.step_flops)):
+        cost.add_row(label, f"{macs:,}", f"{flops:,}")
+    if not tr.input_grad:
+        cost.caption = "inputs need no gradient (--no-input-grad): grad w.r.t. inputs stops at the first weights"
+    memory = Table(title=f"Training step: memory (optimizer {tr.optimizer})", header_style="bold")
+    for col in ("what", "size", "bytes"):
+        memory.add_column(col, justify="left" if col == "what" else "right")
+    for label, value in (("parameters", m.param_bytes), ("gradients", m.grad_bytes),
+                         ("optimizer state", m.optimizer_state_bytes), ("inputs + output grads", m.input_bytes),
+                         ("saved for backward", m.saved_activation_bytes), ("forward peak (live)", m.forward_peak_bytes),
+                         ("backward peak (live)", m.backward_peak_bytes), ("optimizer temporaries", m.optimizer_temp_bytes),
+                         ("peak of the step, all", m.peak_bytes)):
+        memory.add_row(label, binary(value), f"{value:,}")
+    if b.uncounted_ops:
+        memory.caption = "[red]backward ops without a formula: " + ", ".join(
+            f"{txt(k)} x{v}" for k, v in b.uncounted_ops.items()) + "[/red]"
+    return [cost, memory]
 
 
 def _layers(r: Report) -> Table:
@@ -260,6 +303,9 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     if r.nodes is not None:
         console.print(_nodes(r))
     console.print(_summary(r))
+    if r.training is not None:
+        for table in _training(r):
+            console.print(table)
     if r.crosscheck:
         console.print(_crosscheck(r))
     if r.deploy:
@@ -268,7 +314,14 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
         console.print(_breakdown("Cost by aten op", r.cost.by_op))
     if by_module:
         console.print(_breakdown("Cost by module (inclusive)", r.cost.by_module))
+    if r.training is not None and by_op:
+        console.print(_breakdown("Backward by aten op (grad w.r.t. weights: the part in grad_weight)",
+                                 r.training.backward.by_op))
+    if r.training is not None and by_module:
+        console.print(_breakdown("Backward by module (inclusive)", r.training.backward.by_module))
     console.print(f"[dim]Counting convention: {r.cost.convention}[/dim]")
+    if r.training is not None:
+        console.print(f"[dim]Training convention: {txt(r.training.convention)}[/dim]")
 
 
 def render_compare(console: Console, env: Envelope) -> None:
@@ -300,6 +353,8 @@ def render_compare(console: Console, env: Envelope) -> None:
         q = ratios.get(r.name, {})
         shapes.setdefault(shapes_text(r) + ("" if r.block == r.name else f" ({txt(r.block)})"), []).append(r.name)
         lat = f"{r.timing.median_ms:.3f}\n± {r.timing.iqr_ms:.3f} {ratio(q.get('latency_ms'))}" if r.timing else "-"
+        if r.roofline is not None:
+            lat += "\n" + roof_text(r).replace("% memory", "% roof, mem").replace("% compute", "% roof, comp")
         t.add_row(txt(r.name), cell("params", r.name, si(r.params["total"]), q.get("params")),
                   cell("macs", r.name, si(r.cost.macs), q.get("macs")),
                   cell("flops", r.name, si(r.cost.flops), q.get("flops")),
@@ -326,6 +381,15 @@ def render_compare(console: Console, env: Envelope) -> None:
         console.print(f"[dim]{txt(note)}[/dim]", markup=True)
     for text, names in shapes.items():
         console.print(f"[dim]inputs -> output: {txt(text)}: {txt(', '.join(names))}[/dim]")
+    for r in ok:
+        if r.training is not None:
+            tr = r.training
+            console.print(f"[dim]training step of {txt(r.name)} ({tr.optimizer}): {si(tr.step_flops, 'FLOP')} "
+                          f"(backward {ratio(tr.backward.flops / tr.forward_flops if tr.forward_flops else None)} "
+                          f"the forward), peak {binary(tr.memory.peak_bytes)}[/dim]")
+    if timed and any(r.roofline for r in ok):
+        console.print("[dim]% roof: achieved GFLOP/s / attainable = min(peak, FLOP/byte x bandwidth) of `fusion "
+                      "machine`; mem, comp: memory or compute bound[/dim]")
     first = next((r for r in env.reports if isinstance(r, Report)), None)
     if first:
         console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
