@@ -3,6 +3,7 @@ ONNX Runtime against eager (the work is :func:`fusioncli.analysis.export.deploy_
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Annotated, Optional
 
 import typer
@@ -19,13 +20,15 @@ DynamicOpt = Annotated[Optional[str], typer.Option(
     "--dynamic", metavar="AXES", help="Axes left dynamic in the file: batch, spatial (every axis after the channels "
     "of a 3-D or larger input) or batch,spatial [default: every shape static, from --in].")]
 
-#: the run options that concern timing or reports, which an export does not take
-NOT_EXPORT = ("device", "threads", "no_time", "min_time", "max_time", "depth", "crosscheck", "backward",
-              "channels_last", "compile", "compile_backend", "autocast", "backend", "deploy")
+#: the run options an export takes (what builds the block, and the export's own); the others (timing, counting,
+#: training, reports) are left out, also those added later
+EXPORT_OPTIONS = ("inputs", "backbone", "image", "node", "out", "sets", "batch", "pack", "dtype", "exporter", "opset",
+                  "quiet", "force", "output")
 
 
 @app.command("export")
-@run_options(omit=NOT_EXPORT, defaults={"no_time": True})
+@run_options(omit=tuple(f.name for f in fields(RunOptions) if f.name not in EXPORT_OPTIONS),
+             defaults={"no_time": True})
 def export_cmd(spec: SpecArg, *, dynamic: DynamicOpt = None, run: RunOptions) -> None:
     """Export one block (kind, preset, user block or neck) to ONNX with torch.onnx.export (-o FILE.onnx), check it
     with onnx.checker, and compare ONNX Runtime's outputs with eager. Needs the extra fusioncli[deploy]."""
