@@ -236,6 +236,14 @@ def test_backend_onnxruntime_ranks_by_runtime_latency(command):
     assert len(timings) == 2 and all(t["backend"] == "onnxruntime" and t["runs"] >= 7 for t in timings)
 
 
+def test_backend_onnxruntime_makes_a_failed_export_an_error_row():
+    """No eager latency to fall back on: the design that does not export is an error row (exit 1), the others timed."""
+    d = emitted("compare", "concat", FIXTURE, *TINY, *QUICK, "--backend", "onnxruntime", "--json", code=1)
+    concat, svd = d["reports"]
+    assert concat["timing"]["backend"] == "onnxruntime" and svd["error"]["type"] == "run_error"
+    assert svd["error"]["message"].startswith("SvdFusion: --backend onnxruntime: ONNX export failed (aten::linalg_svd): ")
+
+
 @pytest.mark.parametrize("args, message", [
     (("--compile", "--backend", "onnxruntime"),
      "--compile: short for --backend compile, so not with --backend onnxruntime; use one of them"),

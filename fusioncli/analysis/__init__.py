@@ -193,7 +193,8 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
         deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=threads,
                                 min_time=min_time, max_time=max_time)
         if deployed.timing is None:
-            raise RunError(f"{spec.name}: --backend onnxruntime: {deployed.stage} failed: {deployed.error}",
+            op = f" ({deployed.failing_op})" if deployed.failing_op else ""
+            raise RunError(f"{spec.name}: --backend onnxruntime: ONNX {deployed.stage} failed{op}: {deployed.error}",
                            field="--backend")
         t = deployed.timing
     else:
