@@ -51,8 +51,14 @@ def export_cmd(spec: SpecArg, *, dynamic: DynamicOpt = None, run: RunOptions) ->
             dtype = analysis.DTYPES[run.dtype.value]
             check(settings, dtype, "cpu", "export")
             data: list[bytes] = []
-            d = deploy_check(analysis.recipe(resolved), settings, device="cpu", dtype=dtype,
-                             threads=0, min_time=None, data_out=data)
+            try:
+                d = deploy_check(analysis.recipe(resolved), settings, device="cpu", dtype=dtype,
+                                 threads=0, min_time=None, data_out=data)
+            except FusionError:
+                raise
+            except Exception as e:  # the block's own forward on cpu, before the export
+                raise RunError(f"{resolved.name}: forward failed on cpu ({run.dtype.value}): "
+                               f"{(str(e).splitlines() or [type(e).__name__])[0]}") from e
         if d.stage in ("export", "checker"):
             op = f" ({d.failing_op})" if d.failing_op else ""
             raise RunError(f"{resolved.name}: ONNX {d.stage} failed{op}: {d.error}", field="export")
