@@ -13,6 +13,7 @@ Passes per report:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -373,6 +374,7 @@ def analyze(
     train: bool = False,
     optimizer: str = "adam",
     input_grad: bool = True,
+    before_timing: Callable[[], None] | None = None,
 ) -> Report:
     """Analyse one block.
 
@@ -391,7 +393,8 @@ def analyze(
     (:mod:`.training`: backward MACs/FLOPs, gradients w.r.t. inputs and weights apart, memory with
     ``optimizer``, one of ``limits.OPTIMIZER_STATES``); ``input_grad=False`` is a first layer, whose
     inputs need no gradient. A timed report gets its place under this machine's roofline
-    (:mod:`.roofline`).
+    (:mod:`.roofline`). ``before_timing`` is called once everything but the timing has succeeded
+    (the command line says there whether the machine is busy).
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
@@ -477,8 +480,9 @@ def analyze(
 
         args, kwargs = make_inputs(spec, counted.device, tdtype)
         try:
-            training = count_training(model, args, kwargs, input_grad=input_grad, optimizer=optimizer,
-                                      device_type=device)
+            with without_dynamo_import():
+                training = count_training(model, args, kwargs, input_grad=input_grad, optimizer=optimizer,
+                                          device_type=device)
         except FusionError:
             raise
         except Exception as e:
@@ -489,6 +493,8 @@ def analyze(
                         + (", and --no-input-grad)" if not input_grad else ")"), field="--backward")
     timing = node_latency = roof = None
     if time:
+        if before_timing is not None:
+            before_timing()
         nthreads = threads or torch.get_num_threads()
         work = (training.step_flops, cost.bytes.total + training.backward.bytes.total) if mode.backward \
             else (cost.flops, cost.bytes.total)
