@@ -402,8 +402,8 @@ def analyze(
         raise SpecError.bad("--optimizer", optimizer, "allowed: " + ", ".join(limits.OPTIMIZER_STATES),
                             choices=limits.OPTIMIZER_STATES)
     mode = timing_mode or TimingMode()
-    if not input_grad and mode.input_grad:
-        mode = replace(mode, input_grad=False)
+    input_grad = input_grad and mode.input_grad  # either way of saying a first layer
+    mode = replace(mode, input_grad=input_grad)
     train = train or (time and mode.backward)
     limits.check_min_time(min_time)
     limits.check_max_time(max_time, min_time)
