@@ -4,9 +4,9 @@
    the measurement's own time (``measured_s``, target: at most 3 s) and the whole command, against
    ``fusion machine`` reading the cache (measured once per key).
 2. **Meta training pass vs the forward counting pass**: in process, per built-in block at its default
-   shapes, the median of ``--runs`` calls of ``analyze(time=False)`` (the forward counting pass: build on
-   meta, one forward under the counter and torchinfo) and of :func:`count_training` on the same meta
-   block (target: at most 3x).
+   shapes, medians of ``--runs`` calls of ``analyze(time=False)`` (the forward counting pass: build on
+   meta, one forward under the counter and torchinfo) and ``analyze(time=False, train=True)``, in
+   alternation; the training pass is their difference (target: at most 3x the first).
 3. **Training memory, meta vs a measured CPU step**: every built-in block at its default shapes and at
    2x height and width: ``peak_bytes`` of ``--train --optimizer adam`` against a real CPU step (forward,
    backward, Adam step; 1 thread) measured with torch's profiler memory events
@@ -51,32 +51,28 @@ def machine_rows(fusion: str, runs: int) -> None:
 
 
 def pass_rows(runs: int) -> None:
-    import torch
-
     from fusioncli import analysis
-    from fusioncli.analysis.training import count_training
     from fusioncli.registry import list_fusions
     from fusioncli.spec import resolve_spec
 
-    print("\n| block | forward counting pass (ms) | training pass (ms) | ratio |\n|---|---:|---:|---:|")
+    print("\n| block | forward counting (ms) | with --train (ms) | training pass (ms) | ratio |\n"
+          "|---|---:|---:|---:|---:|")
     ratios = []
     for kind in list_fusions():
         spec = resolve_spec(kind)
-        analysis.analyze(spec, time=False)  # warm-up
-        fwd, train = [], []
-        for _ in range(runs):
+        analysis.analyze(spec, time=False, train=True)  # warm-up
+        fwd, both = [], []
+        for _ in range(runs):  # in alternation, so the machine's drift is shared
             t = time.perf_counter()
             analysis.analyze(spec, time=False)
             fwd.append(time.perf_counter() - t)
-            model = analysis.build(spec, "meta", torch.float32)
-            args, kwargs = analysis.make_inputs(spec, "meta", torch.float32)
             t = time.perf_counter()
-            count_training(model, args, kwargs)
-            train.append(time.perf_counter() - t)
-        f, tr = statistics.median(fwd) * 1e3, statistics.median(train) * 1e3
-        ratios.append(tr / f)
-        print(f"| {kind} | {f:.1f} | {tr:.1f} | {tr / f:.2f}x |")
-    print(f"\nratio: median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x")
+            analysis.analyze(spec, time=False, train=True)
+            both.append(time.perf_counter() - t)
+        f, b = statistics.median(fwd) * 1e3, statistics.median(both) * 1e3
+        ratios.append((b - f) / f)
+        print(f"| {kind} | {f:.1f} | {b:.1f} | {b - f:.1f} | {(b - f) / f:.2f}x |")
+    print(f"\ntraining pass / forward counting pass: median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x")
 
 
 def memory_rows() -> None:

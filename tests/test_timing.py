@@ -84,5 +84,10 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs)" in err
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--no-time")
     assert "busy" not in err  # counting only: nothing is timed
+    code, out, err = run_main("inspect", "concat", "--set", "nrom=bn", "--threads", "2", "--min-time", "0.01")
+    assert code == 2 and "busy" not in err and len(err.strip().splitlines()) == 1  # a bad input: its error alone
+    code, out, err = run_main("compare", "add", "concat", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads",
+                              "2", "--min-time", "0.01")
+    assert code == 0 and err.count("the machine is busy") == 1  # said once per command
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone
     assert limits.oversubscription(2) is None

@@ -13,6 +13,7 @@ Passes per report:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -387,6 +388,7 @@ def analyze(
     train: bool = False,
     optimizer: str = "adam",
     input_grad: bool = True,
+    before_timing: Callable[[], None] | None = None,
     deploy: bool = False,
     export: ExportSettings | None = None,
 ) -> Report:
@@ -407,7 +409,8 @@ def analyze(
     (:mod:`.training`: backward MACs/FLOPs, gradients w.r.t. inputs and weights apart, memory with
     ``optimizer``, one of ``limits.OPTIMIZER_STATES``); ``input_grad=False`` is a first layer, whose
     inputs need no gradient. A timed report gets its place under this machine's roofline
-    (:mod:`.roofline`).
+    (:mod:`.roofline`). ``before_timing`` is called once everything but the timing has succeeded
+    (the command line says there whether the machine is busy).
 
     ``deploy=True`` adds :class:`fusioncli.report.Deploy` (ONNX export, ops, ONNX Runtime outputs and latency;
     needs ``fusioncli[deploy]``); ``export`` sets the exporter, opset and dynamic axes, also those of
@@ -419,8 +422,8 @@ def analyze(
         raise SpecError.bad("--optimizer", optimizer, "allowed: " + ", ".join(limits.OPTIMIZER_STATES),
                             choices=limits.OPTIMIZER_STATES)
     mode = timing_mode or TimingMode()
-    if not input_grad and mode.input_grad:
-        mode = replace(mode, input_grad=False)
+    input_grad = input_grad and mode.input_grad  # either way of saying a first layer
+    mode = replace(mode, input_grad=input_grad)
     train = train or (time and mode.backward)
     limits.check_min_time(min_time)
     limits.check_max_time(max_time, min_time)
@@ -508,8 +511,9 @@ def analyze(
 
         args, kwargs = make_inputs(spec, counted.device, tdtype)
         try:
-            training = count_training(model, args, kwargs, input_grad=input_grad, optimizer=optimizer,
-                                      device_type=device)
+            with without_dynamo_import():
+                training = count_training(model, args, kwargs, input_grad=input_grad, optimizer=optimizer,
+                                          device_type=device)
         except FusionError:
             raise
         except Exception as e:
@@ -521,6 +525,8 @@ def analyze(
     timing = node_latency = roof = deployed = None
     nthreads = threads or torch.get_num_threads()
     if time:
+        if before_timing is not None:
+            before_timing()
         work = (training.step_flops, cost.bytes.total + training.backward.bytes.total) if mode.backward \
             else (cost.flops, cost.bytes.total)
         try:

@@ -101,6 +101,20 @@ _ADD = torch.ops.aten.add.Tensor
 
 
 def _tensors(obj) -> list[torch.Tensor]:
+    """The tensors of an op's arguments or outputs: tensors, lists and tuples of them read directly (most
+    ops), anything else flattened with pytree."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        out = []
+        for x in obj:
+            if isinstance(x, torch.Tensor):
+                out.append(x)
+            elif isinstance(x, (list, tuple, dict)):
+                out.extend(_tensors(x))
+        return out
+    if isinstance(obj, dict):
+        return _tensors(list(obj.values()))
     return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
 
 
@@ -111,6 +125,9 @@ class Tally:
     flops: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
+
+    def copy(self) -> Tally:
+        return Tally(self.calls, self.macs, self.flops, self.bytes_read, self.bytes_written)
 
     def add(self, macs: int, flops: int, read: int, written: int) -> None:
         self.calls += 1

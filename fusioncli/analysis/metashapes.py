@@ -39,6 +39,53 @@ _SHORTCUT_POINTWISE = _overloads(
     "maximum.default minimum.default lerp.Scalar lerp.Tensor addcmul.default addcdiv.default "
     "_softmax.default _safe_softmax.default _log_softmax.default _prelu_kernel.default")
 _SHORTCUT_MATMUL = _overloads("mm.default addmm.default bmm.default")
+# comparisons of floating tensors of one dtype: a bool tensor of the broadcast shape (amax/max backward)
+_SHORTCUT_COMPARE = _overloads("eq.Tensor ne.Tensor lt.Tensor le.Tensor gt.Tensor ge.Tensor")
+
+
+# backward ops (a training step): element-wise ones give a gradient shaped as their first argument (the
+# incoming gradient), pooling ones as their second (the forward's input)
+_SHORTCUT_GRAD_LIKE = _overloads(
+    "threshold_backward.default sigmoid_backward.default tanh_backward.default silu_backward.default "
+    "gelu_backward.default hardswish_backward.default hardsigmoid_backward.default leaky_relu_backward.default "
+    "hardtanh_backward.default elu_backward.default _softmax_backward_data.default "
+    "_log_softmax_backward_data.default")
+_SHORTCUT_INPUT_LIKE = _overloads(
+    "max_pool2d_with_indices_backward.default avg_pool2d_backward.default _adaptive_avg_pool2d_backward.default")
+_SHORTCUT_RESIZE_BACKWARD = _overloads(
+    "upsample_bilinear2d_backward.default upsample_bicubic2d_backward.default upsample_nearest2d_backward.default "
+    "_upsample_nearest_exact2d_backward.default _upsample_bilinear2d_aa_backward.default")
+
+
+def _backward_shortcut(func, args):
+    """The gradients of a backward op on meta tensors (None for those its output_mask skips)."""
+    x = args[0]
+    if func in _SHORTCUT_GRAD_LIKE:
+        return _empty(x.shape, x.dtype)
+    if func in _SHORTCUT_INPUT_LIKE:
+        return _empty(args[1].shape, x.dtype)
+    if func in _SHORTCUT_RESIZE_BACKWARD:
+        return _empty(args[2], x.dtype)
+    if func is aten.convolution_backward.default:
+        inp, w, bias_sizes, mask = args[1], args[2], args[3], args[10]
+        return (_empty(inp.shape, x.dtype) if mask[0] else None, _empty(w.shape, w.dtype) if mask[1] else None,
+                _empty(bias_sizes, x.dtype) if mask[2] and bias_sizes is not None else None)
+    if func is aten.native_batch_norm_backward.default:
+        inp, weight, mask = args[1], args[2], args[9]
+        c = (inp.shape[1],)
+        wdtype = weight.dtype if weight is not None else x.dtype
+        return (_empty(inp.shape, x.dtype) if mask[0] else None, _empty(c, wdtype) if mask[1] else None,
+                _empty(c, wdtype) if mask[2] else None)
+    if func is aten.native_layer_norm_backward.default:
+        inp, weight, bias, mask = args[1], args[5], args[6], args[7]
+        return (_empty(inp.shape, x.dtype) if mask[0] else None,
+                _empty(weight.shape, weight.dtype) if mask[1] and weight is not None else None,
+                _empty(bias.shape, bias.dtype) if mask[2] and bias is not None else None)
+    return None
+
+
+_BACKWARD = _SHORTCUT_GRAD_LIKE | _SHORTCUT_INPUT_LIKE | _SHORTCUT_RESIZE_BACKWARD | _overloads(
+    "convolution_backward.default native_batch_norm_backward.default native_layer_norm_backward.default")
 
 
 def meta_shortcut(func, args):
@@ -46,6 +93,11 @@ def meta_shortcut(func, args):
 
     Anything else returns None and runs normally.
     """
+    if func in _BACKWARD:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if tensors and all(t.device.type == "meta" for t in tensors) and args[0].dtype.is_floating_point:
+            return _backward_shortcut(func, args)
+        return None
     if func is aten.cat.default:
         return _meta_cat(*args)
     if func is aten.convolution.default:
@@ -57,6 +109,13 @@ def meta_shortcut(func, args):
         return None
     if func in _SHORTCUT_RESIZE:
         return torch.empty((*x.shape[:-2], *args[1]), dtype=x.dtype, device="meta")
+    if func in _SHORTCUT_COMPARE:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if len(tensors) == 2 and all(t.device.type == "meta" and t.dtype == x.dtype for t in tensors) and \
+                x.dtype.is_floating_point:
+            shape = _broadcast([t.shape for t in tensors])
+            return None if shape is None else _empty(shape, torch.bool)
+        return None
     if func in _SHORTCUT_POINTWISE:
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         if all(t.device.type == "meta" and t.dtype == x.dtype for t in tensors) and x.dtype.is_floating_point and \

@@ -2,16 +2,18 @@
 the inputs and to the weights apart, and the memory of a training step.
 
 Convention ``fusion-train-v1``: the forward is counted as in ``fusion-v1``; the backward ops follow
-torch's formulas for the matrix products and this table for the rest (per element of the
-gradient an op produces, unless stated; each count follows the ATen CPU kernel's expression, one
-per arithmetic op, compare-select or transcendental, as ``fusion-v1`` counts activations):
+this table (per element of the gradient an op produces, unless stated; each count follows the ATen
+CPU kernel's expression, one per arithmetic op, compare-select or transcendental, as ``fusion-v1``
+counts activations):
 
 =============================================  ==============================================
 backward op                                    MACs / FLOPs
 =============================================  ==============================================
-convolution_backward                           MACs: grad_input as a transposed conv +
-                                               grad_weight as a conv of input and grad_output
-                                               (torch's formula; each = the forward's MACs);
+convolution_backward                           MACs: grad_input (a transposed conv) and
+                                               grad_weight (input with grad_output) each =
+                                               the forward's: batch x weight elements x
+                                               output positions (torch's formula counts a
+                                               grouped conv's grad_weight groups times);
                                                FLOPs 2 per MAC, +1 per grad_output element
                                                for grad_bias
 mm, bmm (linear, attention)                    2 per MAC (torch's formulas)
@@ -59,8 +61,6 @@ all). ``peak_bytes`` = what is held throughout + the largest of the three peaks.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
@@ -70,15 +70,15 @@ from .cost import CostCounter, Tally
 from .timing import _leaves, _map_tensors
 
 CONVENTION = (
-    "fusion-train-v1: forward as fusion-v1; backward: matrix products by torch's formulas (grad_input and "
-    "grad_weight of a conv each = its forward MACs), element-wise backward ops as stated per element "
+    "fusion-train-v1: forward as fusion-v1; backward: grad_input and grad_weight of each conv, linear and "
+    "matmul = its forward MACs each (2 FLOPs per MAC), element-wise backward ops as stated per element "
     "(fusion explain costs)"
 )
 
 
 def _snapshot(counter: CostCounter) -> tuple[Tally, dict[str, Tally], dict[str, Tally], dict[str, int]]:
-    copy = lambda d: {k: Tally(**asdict(v)) for k, v in d.items()}  # noqa: E731
-    return Tally(**asdict(counter.total)), copy(counter.by_op), copy(counter.by_module), dict(counter.uncounted)
+    return (counter.total.copy(), {k: v.copy() for k, v in counter.by_op.items()},
+            {k: v.copy() for k, v in counter.by_module.items()}, dict(counter.uncounted))
 
 
 def _minus(a: dict[str, Tally], b: dict[str, Tally]) -> dict[str, Tally]:
@@ -180,7 +180,7 @@ def _count_passes(model, args, kwargs, params, input_grad):
     with counter:
         with saved_tensors_hooks(pack, lambda t: t):
             out = model(*xs, **kws)
-        forward = Tally(**asdict(counter.total))
+        forward = counter.total.copy()
         outs = [t for t in _leaves(out) if t.requires_grad]
         del out
         with counter.paused():
