@@ -135,7 +135,9 @@ def oversubscription(threads: int) -> str | None:
     others = max(0.0, load - 1.0)
     if threads + others <= cpus:
         return None
-    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {threads} thread(s): latencies "
+    from .render.formats import counted
+
+    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {counted(threads, 'thread')}: latencies "
             f"will be too long; use --threads {max(1, int(cpus - others))} or fewer, or close other programs")
 
 

@@ -210,3 +210,20 @@ def test_warnings_print_through_the_live_console_and_the_spinner_needs_a_termina
     assert "fusion: warning: above the bar" in live.file.getvalue()
     with feedback.activity("counting x"):  # stderr is not a terminal here: no spinner, nothing set
         assert state.live is None
+
+
+def test_an_optional_option_has_one_word_in_inspect_and_explain():
+    """concat's bias is ``bool | None``: None (the automatic choice) reads 'none' in inspect's options line,
+    in explain's default column and in what --set takes; booleans and tuples as --set takes them."""
+    from cli_helpers import run_main
+
+    code, out, _ = run_main("inspect", "concat", "--no-time")
+    line = " ".join(out.split())
+    assert code == 0 and "bias=none" in line and "align_corners=false" in line and "None" not in line
+    code, out, _ = run_main("explain", "concat")
+    assert code == 0 and any(row.split("│")[1:4] and row.split("│")[1].strip() == "bias"
+                             and row.split("│")[3].strip() == "none" for row in out.splitlines() if "│" in row)
+    code, out, _ = run_main("inspect", "concat", "--no-time", "--set", "bias=none")
+    assert code == 0 and "bias=none" in " ".join(out.split())
+    code, out, _ = run_main("inspect", "multiscale", "--no-time", "--set", "kernels=3,5")
+    assert code == 0 and "kernels=3,5, strides=1," in " ".join(out.split())

@@ -105,8 +105,19 @@ def test_multiscale_strided_sum_branch():
 def test_multiscale_rejects_mismatched_strides():
     from fusioncli.errors import SpecError
 
-    with pytest.raises(SpecError, match="strides"):
+    with pytest.raises(SpecError, match=r"strides: 2 values \(1,2\) for 3 kernels \(1,3,5\)"):
         create_fusion("multiscale", [8], 8, kernels=(1, 3, 5), strides=(1, 2))
+
+
+@pytest.mark.parametrize("kernels", ["3,5", "1,3,5,7"])
+def test_multiscale_kernels_alone_need_no_strides(kernels):
+    """Setting only kernels (2 or 4 of them) is no error about strides, an option the user never set: the
+    default is one stride, 1, for every branch; concat of K branches of width 16, 1x1 refine to 16."""
+    ks = [int(k) for k in kernels.split(",")]
+    params, macs, flops, out = counts("multiscale", ["8x8x8"], 16, kernels=kernels)
+    assert params == sum(8 * 16 * k * k + 16 for k in ks) + (16 * len(ks) * 16 + 16)
+    assert macs == sum(8 * 16 * k * k * 64 for k in ks) + 16 * len(ks) * 16 * 64
+    assert out == [1, 16, 8, 8]
 
 
 def test_alignment_to_largest_and_resize_mode():

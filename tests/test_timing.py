@@ -81,7 +81,11 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     assert "load 4.0 on 2 CPUs" in limits.oversubscription(2) and "--threads 1" in limits.oversubscription(2)
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads", "2",
                               "--min-time", "0.01")
-    assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs)" in err
+    assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs) and timing uses 2 threads" in err
+    assert "timing uses 1 thread:" in limits.oversubscription(1)
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads", "1",
+                              "--min-time", "0.01", "-q")
+    assert "[forward, 1 thread]" in " ".join(out.split()) and "1 threads" not in out
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--no-time")
     assert "busy" not in err  # counting only: nothing is timed
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone

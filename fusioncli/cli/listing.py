@@ -165,6 +165,7 @@ def explain_cmd(
         _explain_user(console, topic)
         return
     from .. import sourcedoc  # the source, parsed: no torch (explain is static text)
+    from ..render.formats import option_text
 
     info = registry.get_info(topic)
     module_doc, class_doc, options = sourcedoc.describe("necks" if registry.is_neck(topic) else "blocks",
@@ -177,8 +178,7 @@ def explain_cmd(
     for col in ("option", "allowed", "default"):
         table.add_column(col)
     for opt in options.values():
-        default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
-        table.add_row(opt.name, opt.describe(), "auto" if default is None else str(default))
+        table.add_row(opt.name, opt.describe(), option_text(opt.default))
     console.print(table)
     if registry.is_neck(topic):
         console.print(f"The node's options: --set node.NAME=VALUE (`fusion explain {options['node'].default}` for the "

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..report import Envelope, ErrorEntry, Report
 from ..spec import format_input, format_shape
-from .formats import printable
+from .formats import counted, option_text, printable
 
 
 def txt(value) -> str:
@@ -75,7 +75,7 @@ def _summary(r: Report) -> Table:
               f"{r.memory.peak_activation_bytes:,}")
     if r.timing:
         tm = r.timing
-        how = [tm.mode, f"{tm.threads} threads"]
+        how = [tm.mode, counted(tm.threads, "thread")]
         how += ["channels_last"] * tm.channels_last + ["compiled"] * tm.compiled
         t.add_row(f"latency, median ± IQR (ms) \\[{', '.join(how)}]", latency(r),
                   f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
@@ -190,7 +190,7 @@ def _crosscheck(r: Report) -> Table:
 def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
     console.print(f"[bold]{txt(r.name)}[/bold]  block [cyan]{txt(r.block)}[/cyan]"
                   + (f"  ({txt(r.source)})" if r.source else ""))
-    opts = ", ".join(f"{txt(k)}={txt(v)}" for k, v in r.options.items())
+    opts = ", ".join(f"{txt(k)}={escape(option_text(v))}" for k, v in r.options.items())
     console.print(f"options: {opts}")
     names = r.input_names or [None] * len(r.inputs)
     paths = r.output_paths if len(r.output_paths) == len(r.outputs) and r.output_paths != ["out"] else \
