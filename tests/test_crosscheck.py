@@ -55,8 +55,8 @@ def test_crosscheck_torchinfo_notes_name_what_it_misses():
     r = analyze("crossattn", time=False, crosscheck=True)
     ti = r.crosscheck["torchinfo"]
     # torchinfo: parameters x the output's first dimension (batch 1) for every layer with weights:
-    # wq, wk, wv, proj 64*64 each (no qkv bias), proj's bias 64, two LayerNorms 2*64 each
-    assert ti["value"] == 4 * 64 * 64 + 64 + 2 * (2 * 64)
+    # wq, wk, wv, proj 64*64 each, their biases 64 each (qkv_bias by default), two LayerNorms 2*64 each
+    assert ti["value"] == 4 * 64 * 64 + 4 * 64 + 2 * (2 * 64)
     assert "aten.bmm" in ti["skipped_ops"] and "aten.addmm" not in ti["skipped_ops"]
     # q @ k^T and attn @ v: 8 heads x 256 queries x 64 keys x 8 channels each
     bmm = 2 * 8 * 256 * 64 * 8
