@@ -149,15 +149,21 @@ def test_pafpn_wiring_matches_mmdet():
         close(outputs(neck, xs), ref.fpn(neck.state_dict(), xs, first=2, extra_levels=1, pafpn=True))
 
 
-def test_bifpn_wiring_matches_rwightman():
-    widths, sizes = [8, 16, 32], [32, 16, 8]
-    neck = build("neck:bifpn", widths, 16, repeats=2)
+@pytest.mark.parametrize("pad,sizes", [("symmetric", [32, 16, 8]), ("same", [32, 16, 8]), ("same", [20, 10, 5])])
+def test_bifpn_wiring_matches_rwightman(pad, sizes):
+    """pad=same against zylo117's MaxPool2dStaticSamePadding in every pool (odd sizes: 5 -> 3 -> 2)."""
+    widths = [8, 16, 32]
+    neck = build("neck:bifpn", widths, 16, repeats=2, pad=pad)
     for name, p in neck.named_parameters():
         if name.endswith("edge_weights"):
             p.data.uniform_(0.2, 1.5)  # not all ones: a weight applied to the wrong input shows
     xs = maps(widths, sizes)
     with torch.no_grad():
-        close(outputs(neck, xs), ref.bifpn(neck.state_dict(), xs, width=16, repeats=2))
+        got = outputs(neck, xs)
+        close(got, ref.bifpn(neck.state_dict(), xs, width=16, repeats=2, same=pad == "same"))
+        if pad == "same":  # the windows moved: not what the symmetric pools give
+            other = ref.bifpn(neck.state_dict(), xs, width=16, repeats=2)
+            assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(got, other))
 
 
 @pytest.mark.parametrize("upsample", ["scale", "size"])
