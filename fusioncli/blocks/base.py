@@ -93,7 +93,7 @@ class FusionBlock(nn.Module):
         *,
         align: AlignRef = None,  # type: ignore[assignment]  # None: the class default
         resize_mode: ResizeMode = None,  # type: ignore[assignment]
-        align_corners: bool = None,  # type: ignore[assignment]
+        align_corners: bool | None = None,  # None: the class default
     ) -> None:
         super().__init__()
         in_channels = list(in_channels)
