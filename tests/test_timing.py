@@ -88,5 +88,8 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     assert "[forward, 1 thread]" in " ".join(out.split()) and "1 threads" not in out
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--no-time")
     assert "busy" not in err  # counting only: nothing is timed
+    code, out, err = run_main("inspect", "concat", "--set", "align_corners=maybe", "--threads", "2")
+    assert code == 2 and err.strip().splitlines() == [  # bad input stays one line on a busy machine
+        "fusion: error: --set align_corners: invalid value 'maybe'; allowed: bool or none"]
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone
     assert limits.oversubscription(2) is None

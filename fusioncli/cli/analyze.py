@@ -59,10 +59,7 @@ def _setup(run: RunOptions):
 
         from ..limits import oversubscription
 
-        busy = oversubscription(run.threads or torch.get_num_threads())
-        if busy:
-            state.quiet = run.quiet
-            warn(busy)
+        state.busy = oversubscription(run.threads or torch.get_num_threads())
     return analysis
 
 
@@ -70,6 +67,12 @@ def run_spec(analysis, spec, run: RunOptions):
     """Analyse one resolved spec with the run's settings, warning of noisy timing and uncounted ops.
     A built-in block's errors come in the API's words; they are put in the command line's here."""
     try:
+        if state.busy:  # said before timing, after the options are checked: bad input stays one line
+            from ..spec import typed_options
+
+            typed_options(spec, spec.options)
+            warn(state.busy)
+            state.busy = None
         report = analysis.analyze(spec, **run.analyze_keywords())
         if state.signalled:  # a Ctrl-C or SIGTERM that code under the analysis caught (torch.compile can)
             raise KeyboardInterrupt
