@@ -94,6 +94,14 @@ def test_dpt_parameters():
 
     assert count(build("neck:dpt", [96, 192, 384, 768], 256)) == dpt([96, 192, 384, 768], 256) == 11_842_048
     assert count(build("neck:dpt", [8, 16, 32], 16)) == dpt([8, 16, 32], 16) == 32_080
+    # node.variant=reference: refinenet4's never-run resConfUnit1 as well, 2 * (9F^2 + F) = 1,180,160 at F = 256,
+    # as the reference's sum(p.numel()); the report lists its four tensors as unused
+    ref = build("neck:dpt", [96, 192, 384, 768], 256, **{"node.variant": "reference"})
+    assert count(ref) == 11_842_048 + 2 * conv(256, 256, 3) == 11_842_048 + 1_180_160
+    r = analyze("neck:dpt", inputs=["8x16x16", "16x8x8", "32x4x4"], out=16, options={"node.variant": "reference"},
+                time=False)
+    assert r.params["total"] == 32_080 + 2 * conv(16, 16, 3)
+    assert sorted(r.unused_params) == [f"nodes.fuse_P4.op.rcu1.conv{i}.{t}" for i in (1, 2) for t in ("bias", "weight")]
 
 
 def test_unet_parameters():
