@@ -91,5 +91,7 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     code, out, err = run_main("inspect", "concat", "--set", "align_corners=maybe", "--threads", "2")
     assert code == 2 and err.strip().splitlines() == [  # bad input stays one line on a busy machine
         "fusion: error: --set align_corners: invalid value 'maybe'; allowed: bool or none"]
+    code, out, err = run_main("inspect", "gated", "--in", "8x4x4", "--threads", "2")  # fails building the block
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "busy" not in err
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone
     assert limits.oversubscription(2) is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -166,15 +167,30 @@ def _fusion_cause(e: BaseException) -> FusionError | None:
 
 
 def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
+    """One row per module that ran, to ``depth``, in the order they first ran; a module called more than
+    once (a shared LayerNorm) is one row with its ``calls`` and its first output. Every row's parents
+    come before it: a container that never runs itself (a ModuleList, a ModuleDict) gets a row without
+    an output shape before its first child, so the table is a tree."""
     names = {id(m): n for n, m in root.named_modules()}
-    rows = []
+    modules = dict(root.named_modules())
+    rows: dict[str, Layer] = {}
     for info in stats.summary_list:
         if info.depth == 0 or info.depth > depth or not info.executed:
             continue
         name = names.get(info.layer_id, info.var_name)
-        rows.append(Layer(name=name, type=info.class_name, depth=info.depth,
-                          output_shape=list(info.output_size), params=int(info.num_params)))
-    return rows
+        if name in rows:
+            rows[name] = replace(rows[name], calls=rows[name].calls + 1)
+            continue
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent not in rows and parent in modules:
+                m = modules[parent]
+                rows[parent] = Layer(name=parent, type=type(m).__name__, depth=i, output_shape=[],
+                                     params=sum(p.numel() for p in m.parameters()), calls=0)
+        rows[name] = Layer(name=name, type=info.class_name, depth=len(parts) if name in modules else info.depth,
+                           output_shape=list(info.output_size), params=int(info.num_params))
+    return list(rows.values())
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
@@ -369,6 +385,7 @@ def analyze(
     crosscheck: bool = False,
     timing_mode: TimingMode | None = None,
     force: bool = False,
+    before_timing: Callable[[], None] | None = None,
 ) -> Report:
     """Analyse one block.
 
@@ -381,7 +398,8 @@ def analyze(
     Counting runs on the ``meta`` device; a user block that cannot run there is counted on
     CPU with real tensors, after the memory guard (``report.counted_on``). Before any real
     tensor exists, :mod:`.guard` refuses a run that would not fit in memory; ``force=True``
-    lifts that guard.
+    lifts that guard. ``before_timing`` is called once the block is built and counted, just before it
+    is timed (the command line says a busy machine there).
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
@@ -457,6 +475,8 @@ def analyze(
     timing = node_latency = None
     if time:
         nthreads = threads or torch.get_num_threads()
+        if before_timing is not None:
+            before_timing()
         try:
             timing, node_latency = _time(r, device, tdtype, nthreads, min_time, timing_mode or TimingMode(), cost,
                                          max_time)

@@ -63,17 +63,19 @@ def _setup(run: RunOptions):
     return analysis
 
 
+def _say_busy() -> None:
+    """The busy-machine warning, once, when the first block is about to be timed: after it was built and
+    counted, so bad input stays one line."""
+    if state.busy:
+        warn(state.busy)
+        state.busy = None
+
+
 def run_spec(analysis, spec, run: RunOptions):
     """Analyse one resolved spec with the run's settings, warning of noisy timing and uncounted ops.
     A built-in block's errors come in the API's words; they are put in the command line's here."""
     try:
-        if state.busy:  # said before timing, after the options are checked: bad input stays one line
-            from ..spec import typed_options
-
-            typed_options(spec, spec.options)
-            warn(state.busy)
-            state.busy = None
-        report = analysis.analyze(spec, **run.analyze_keywords())
+        report = analysis.analyze(spec, **run.analyze_keywords(), before_timing=_say_busy)
         if state.signalled:  # a Ctrl-C or SIGTERM that code under the analysis caught (torch.compile can)
             raise KeyboardInterrupt
     except FusionError as e:

@@ -77,8 +77,9 @@ def _summary(r: Report) -> Table:
         tm = r.timing
         how = [tm.mode, counted(tm.threads, "thread")]
         how += ["channels_last"] * tm.channels_last + ["compiled"] * tm.compiled
-        t.add_row(f"latency, median ± IQR (ms) \\[{', '.join(how)}]", latency(r),
-                  f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
+        t.add_row("latency, median ± IQR (ms)", latency(r), f"min {tm.min_ms:.3f}")
+        t.add_row(f"timed \\[{', '.join(how)}]", f"{counted(tm.runs, 'run')} / {counted(tm.calls, 'call')}",
+                  f"CV {tm.cv:.1%}")
         if tm.noisy:
             t.add_row("[yellow]timing noisy[/yellow]", f"CV {tm.cv:.0%} > 10%", "")
         if tm.capped:
@@ -101,15 +102,34 @@ def _summary(r: Report) -> Table:
     return t
 
 
+#: the output's dimensions by rank, batch first, for the layer table's header
+RANK_NAMES = {2: "BxC", 4: "BxCxHxW", 5: "BxCxDxHxW"}
+TOKEN_LAYERS = {"Linear", "LayerNorm"}  # act on the last dimension: their rank-3 outputs are BxNxC tokens
+
+
 def _layers(r: Report) -> Table:
+    """The module tree: each layer under its parent, named relative to it (the full names are in JSON);
+    the header names the dimensions when every shape has one rank."""
+    shaped = [layer for layer in r.layers if layer.output_shape]
+    ranks = {len(layer.output_shape) for layer in shaped}
+    dims = "batch first"
+    if ranks == {3} and all(layer.type in TOKEN_LAYERS for layer in shaped):
+        dims = "BxNxC"
+    elif len(ranks) == 1:
+        dims = RANK_NAMES.get(ranks.pop(), dims)
     t = Table(title="Layers", header_style="bold")
-    t.add_column("layer")
-    t.add_column("type")
-    t.add_column("output shape (batch x shape)")
-    t.add_column("params (count)", justify="right")
+    t.add_column("layer", overflow="fold")
+    t.add_column("type", no_wrap=True)
+    t.add_column(f"output ({dims})", no_wrap=True)
+    t.add_column("params", justify="right", no_wrap=True)
+    shown: list[str] = []
     for layer in r.layers:
-        t.add_row("  " * (layer.depth - 1) + txt(layer.name), txt(layer.type), format_shape(layer.output_shape),
-                  f"{layer.params:,}")
+        parents = [p for p in shown if layer.name.startswith(p + ".")]
+        name = layer.name[len(max(parents, key=len)) + 1:] if parents else layer.name
+        calls = f" ({layer.calls} calls)" if layer.calls > 1 else ""
+        t.add_row("  " * len(parents) + txt(name) + calls, txt(layer.type),
+                  format_shape(layer.output_shape) if layer.output_shape else "-", f"{layer.params:,}")
+        shown.append(layer.name)
     return t
 
 
@@ -118,23 +138,22 @@ def share(part: float | None, whole: float | None) -> str:
 
 
 def _nodes(r: Report) -> Table:
-    """One row per node of a neck, then the totals; shares of the neck's FLOPs (and time, when timed)."""
+    """One row per node of a neck (its kind under its id, one input shape a line), then the totals; the
+    shares of the neck's FLOPs (and time, when timed). Exact figures and bytes: --format json or markdown."""
     timed = any(n.latency_ms is not None for n in r.nodes or ())
     total_ms = sum(n.latency_ms or 0 for n in r.nodes or ())
-    t = Table(title="Nodes (merges marked *; shares of the neck's FLOPs" + (" and time" if timed else "") + ")",
+    t = Table(title="Nodes (merges marked *; shares of the neck's" + (" FLOPs and time)" if timed else " FLOPs)"),
               header_style="bold")
-    for col in ("node", "lvl", "kind", "inputs -> output", "params", "MACs", "FLOPs", "bytes", "FLOPs %",
-                *(("time ms", "time %") if timed else ())):
-        t.add_column(col, justify="left" if col in ("node", "kind", "inputs -> output") else "right")
+    for col in ("node / kind", "inputs -> output", "params", *(("time ms", "time %") if timed else ("MACs",)),
+                "FLOPs %"):
+        t.add_column(col, justify="left" if col in ("node / kind", "inputs -> output") else "right", no_wrap=True)
     for n in r.nodes or ():
-        shapes = " + ".join(format_shape(s[1:]) for s in n.input_shapes) + " -> " + format_shape(n.output_shape[1:])
-        t.add_row(("* " if n.merge else "  ") + txt(n.id), str(n.level), txt(n.kind), shapes, f"{n.params:,}", f"{n.macs:,}",
-                  f"{n.flops:,}", f"{n.bytes:,}", share(n.flops, r.cost.flops),
+        shapes = " +\n".join(format_shape(s[1:]) for s in n.input_shapes) + "\n-> " + format_shape(n.output_shape[1:])
+        t.add_row(("* " if n.merge else "  ") + txt(n.id) + "\n  " + txt(n.kind), shapes, si(n.params),
                   *((f"{n.latency_ms:.3f}" if n.latency_ms is not None else "-", share(n.latency_ms, total_ms))
-                    if timed else ()))
-    t.add_row("  total", "", "", f"{len(r.nodes or ())} nodes", f"{r.params['total']:,}", f"{r.cost.macs:,}",
-              f"{r.cost.flops:,}", f"{r.cost.bytes.total:,}", "100.0%",
-              *((f"{total_ms:.3f}", "100.0%") if timed else ()), style="bold")
+                    if timed else (si(n.macs),)), share(n.flops, r.cost.flops))
+    t.add_row("  total", f"{len(r.nodes or ())} nodes", si(r.params["total"]),
+              *((f"{total_ms:.3f}", "100.0%") if timed else (si(r.cost.macs),)), "100.0%", style="bold")
     return t
 
 
@@ -157,12 +176,14 @@ def _node_comparison(reports: list[Report], metric: str) -> Table:
 
 
 def _breakdown(title: str, items: dict) -> Table:
+    """Per op or module: calls and humanised MACs, FLOPs and bytes (the exact counts: --format json)."""
     t = Table(title=title, header_style="bold")
-    for col in ("name", "calls", "MACs", "FLOPs", "bytes moved"):
-        t.add_column(col, justify="left" if col == "name" else "right")
+    for col in ("name", "calls", "MACs", "FLOPs", "bytes"):
+        t.add_column(col, justify="left" if col == "name" else "right", no_wrap=col != "name",
+                     overflow="fold")
     for name, v in items.items():
-        t.add_row(txt(name) if name else "(whole block)", str(v["calls"]), f"{v['macs']:,}", f"{v['flops']:,}",
-                  f"{v['bytes_read'] + v['bytes_written']:,}")
+        t.add_row(txt(name.removeprefix("aten.")) if name else "(whole block)", str(v["calls"]), si(v["macs"]),
+                  si(v["flops"]), binary(v["bytes_read"] + v["bytes_written"]))
     return t
 
 
@@ -209,7 +230,7 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     if r.crosscheck:
         console.print(_crosscheck(r))
     if by_op:
-        console.print(_breakdown("Cost by aten op", r.cost.by_op))
+        console.print(_breakdown("Cost by aten op (aten. left out)", r.cost.by_op))
     if by_module:
         console.print(_breakdown("Cost by module (inclusive)", r.cost.by_module))
     console.print(f"[dim]Counting convention: {r.cost.convention}[/dim]")
