@@ -37,7 +37,23 @@ def test_crosscheck_cli_json_and_table():
     plain = runner.invoke(app, ["inspect", "gated", "--no-time", "--json"])
     assert "crosscheck" not in json.loads(plain.stdout)["reports"][0]
     table = runner.invoke(app, ["inspect", "gated", "--no-time", "--crosscheck"])
-    assert "Cross-check with other counters" in table.stdout and "aten::sigmoid x1" in table.stdout
+    assert "Cross-check with other counters" in table.stdout and "sigmoid x1" in table.stdout
+
+
+def test_crosscheck_table_is_whole_at_80_columns():
+    import io
+
+    from fusioncli.report import Envelope
+    from fusioncli.render.table import render_table
+
+    r = analyze("crossattn", time=False, crosscheck=True)
+    out = io.StringIO()
+    render_table(Envelope("test", {}, [r]), out, width=80)
+    text = out.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    cells = {c.strip() for line in text.splitlines() for c in line.split("│")}
+    for tool, v in r.crosscheck.items():
+        assert tool in cells and f"{v['value']:,}" in cells and f"{v['ratio']:.3f}" in " ".join(cells)
 
 
 def test_explain_block_and_costs():
