@@ -303,3 +303,25 @@ def test_sweep_notes_different_output_sizes_within_a_grid_point(tmp_path):
     assert [n for n in run_json("merge", *shards)["notes"] if n.startswith(note)]
     d = run_json("sweep", *args, "--set", "align=first")
     assert not any("different sizes" in n for n in d.get("notes", []))
+
+
+def test_sweep_table_is_whole_at_80_columns_with_two_varies_and_a_failure():
+    """Two --vary columns do not fit beside five metric columns at 80: FLOPs go under MACs and peak
+    activations under bytes; a failed point says 'error' in its row and its message once below the table."""
+    from fusioncli.render.table import binary, si
+
+    args = ("sweep", "multiscale", "nosuch", "--in", "8x8x8", "--out", "8", "--vary", "kernels=3,5;3,5,7",
+            "--vary", "strides=1;2", "--no-time")
+    d = run_json(*args, code=2)
+    r = runner.invoke(app, list(args), env={"COLUMNS": "80"})
+    lines = r.stdout.splitlines()
+    assert "…" not in r.stdout and max(map(len, lines)) <= 80
+    cells = {c.strip() for line in lines for c in line.replace("┃", "│").split("│")}
+    assert {"multiscale", "nosuch", "kernels", "strides", "3,5", "3,5,7", "MACs", "FLOPs", "error"} <= cells
+    for rep in d["reports"]:
+        if "error" in rep:
+            continue
+        assert {si(rep["params"]["total"]), si(rep["cost"]["macs"]), si(rep["cost"]["flops"]),
+                binary(rep["cost"]["bytes"]["total"]), binary(rep["memory"]["peak_activation_bytes"])} <= cells
+    said = [line for line in lines if line.startswith("nosuch (4 points): SPEC: invalid value 'nosuch'")]
+    assert len(said) == 1
