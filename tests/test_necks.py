@@ -347,7 +347,7 @@ def test_backbone_table_shapes():
 # --------------------------------------------------------------------------- the command line
 
 
-def test_compare_necks_by_node_json():
+def test_compare_necks_by_node_json(monkeypatch):
     code, out, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "concat", "--node", "aff",
                               "--node", "gated", "--node", "bifpn", "--no-time", "-f", "json")
     assert code == 0, err
@@ -360,8 +360,18 @@ def test_compare_necks_by_node_json():
     assert merges == [[0] * 3, [2 * c * c + c] * 3, [aff] * 3, [2 * c * c + c] * 3, [bifpn] * 3]
     assert [r["params"]["total"] for r in reports] == [3_344_384 + 3 * sum(m[:1]) for m in merges]
     assert reports[1]["ratios"]["params"] == pytest.approx((3_344_384 + 3 * 131_328) / 3_344_384)
-    code, table, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "aff", "--no-time")
-    assert code == 0 and "MACs per node" in table and "60,565,094,400" in table
+    monkeypatch.setenv("COLUMNS", "80")  # five designs, node by node, whole at 80 columns
+    code, table, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "concat", "--node", "aff",
+                                "--node", "gated", "--node", "bifpn", "--no-time")
+    assert code == 0 and "MACs per node" in table and "columns: resnet50-fpn[COLUMN]" in table
+    assert "…" not in table and max(map(len, table.splitlines())) <= 80
+    from fusioncli.render.table import si
+
+    macs_rows = table[table.index("MACs per node"):].splitlines()
+    header = next(line for line in macs_rows if line.startswith("┃"))
+    assert header.replace("┃", " ").split() == ["node", "add", "concat", "aff", "gated", "bifpn"]
+    total = next(line for line in macs_rows if line.startswith("│   total"))
+    assert total.replace("│", " ").split()[1:] == [w for r in reports for w in si(r["cost"]["macs"]).split()]
 
 
 def test_inspect_neck_table_and_backbone_flags():

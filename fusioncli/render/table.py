@@ -157,22 +157,49 @@ def _nodes(r: Report) -> Table:
     return t
 
 
-def _node_comparison(reports: list[Report], metric: str) -> Table:
-    """Necks side by side, node by node: one column per design (exact ``params`` or ``macs``)."""
+def _short_names(names: list[str]) -> tuple[list[str], str]:
+    """Column headers for designs that share a prefix and suffix (``resnet50-fpn[add]``, ``...[aff]``): what
+    differs (``add``, ``aff``), and the caption naming the common part; the names as they are otherwise."""
+    import os
+
+    if len(names) < 2:
+        return names, ""
+    pre = os.path.commonprefix(names)
+    suf = os.path.commonprefix([n[len(pre):][::-1] for n in names])[::-1]
+    short = [n[len(pre):len(n) - len(suf)] for n in names]
+    if not all(short) or len(set(short)) < len(short):
+        return names, ""
+    return short, f"columns: {pre}COLUMN{suf}"
+
+
+def _node_comparison(reports: list[Report], metric: str, width: int) -> list[Table]:
+    """Necks side by side, node by node: one column per design (humanised ``params`` or ``macs``); as many
+    tables as it takes for the columns to fit ``width``."""
     label = {"params": "params", "macs": "MACs"}[metric]
-    t = Table(title=f"{label} per node", header_style="bold")
-    t.add_column("node")
-    for r in reports:
-        t.add_column(txt(r.name), justify="right")
     ids = list(dict.fromkeys(n.id for r in reports for n in r.nodes or ()))
     rows = [{n.id: n for n in r.nodes or ()} for r in reports]
-    for node_id in ids:
-        cells = [f"{getattr(row[node_id], metric):,}" if node_id in row else "-" for row in rows]
-        merge = any(node_id in row and row[node_id].merge for row in rows)
-        t.add_row(("* " if merge else "  ") + txt(node_id), *cells)
-    totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports]
-    t.add_row("  total", *(f"{v:,}" for v in totals), style="bold")
-    return t
+    headers, caption = _short_names([r.name for r in reports])
+    node_w = max(len(i) for i in [*ids, "total"]) + 2
+    col_w = [max(len(h), 9) for h in headers]
+    tables, start = [], 0
+    while start < len(reports):
+        end, used = start + 1, 1 + node_w + 3 + col_w[start] + 3
+        while end < len(reports) and used + col_w[end] + 3 <= width:
+            used += col_w[end] + 3
+            end += 1
+        t = Table(title=f"{label} per node", header_style="bold", caption=caption or None)
+        t.add_column("node", no_wrap=True)
+        for h in headers[start:end]:
+            t.add_column(txt(h), justify="right", no_wrap=True)
+        for node_id in ids:
+            cells = [si(getattr(row[node_id], metric)) if node_id in row else "-" for row in rows[start:end]]
+            merge = any(node_id in row and row[node_id].merge for row in rows[start:end])
+            t.add_row(("* " if merge else "  ") + txt(node_id), *cells)
+        totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports[start:end]]
+        t.add_row("  total", *(si(v) for v in totals), style="bold")
+        tables.append(t)
+        start = end
+    return tables
 
 
 def _breakdown(title: str, items: dict) -> Table:
@@ -279,7 +306,8 @@ def render_compare(console: Console, env: Envelope) -> None:
     necks = [r for r in ok if r.nodes is not None]
     if len(necks) > 1:
         for metric in ("params", "macs"):
-            console.print(_node_comparison(necks, metric))
+            for table in _node_comparison(necks, metric, console.width):
+                console.print(table)
     for r in env.failed:
         console.print(f"[red]{txt(r.name)}: {txt(r.error['message'])}[/red]", markup=True)
     if pareto and env.pareto_metrics:
