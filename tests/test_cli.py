@@ -290,3 +290,24 @@ def test_layer_table_is_a_tree_with_one_row_per_module():
     assert all(l.depth == 2 and l.name.startswith("nodes.") for l in r.layers[1:])
     rows = [line.split("│")[1] for line in _inspect_text(r).splitlines() if line.startswith("│")]
     assert rows[0].strip() == "nodes" and rows[1].startswith("   extra_P6")  # one indent under its parent
+
+
+@pytest.mark.parametrize("args", [["blocks"], ["presets"], ["explain", "aff"], ["explain", "neck:bifpn"],
+                                  ["explain", "backbones"]])
+def test_listings_are_whole_at_80_columns(args, monkeypatch):
+    """Every kind, preset and option name whole and no cell cut (long words fold instead) at 80 columns."""
+    from cli_helpers import run_main
+    from fusioncli import registry
+    from fusioncli.spec import bundled_presets
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_main(*args)
+    lines = out.splitlines()
+    assert code == 0 and "…" not in out and max(map(len, lines)) <= 80
+    cells = {c.strip() for line in lines for c in line.split("│")}
+    if args == ["blocks"]:
+        assert set(registry.kinds()) <= cells
+    if args == ["presets"]:
+        assert set(bundled_presets()) <= cells
+    if args[0] == "explain" and args[1] in registry.kinds():
+        assert set(registry.block_options(args[1])) <= cells
