@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import pareto as P
 from .errors import FusionError, SpecError
+from .render.formats import counted
 from .report import Envelope, ErrorEntry, Report
 
 GLOB_CHARS = set("*?[")
@@ -51,7 +52,7 @@ def output_sizes_note(entries) -> str | None:
         return None
     point, sizes = differing[0]
     shown = "; ".join(f"{'x'.join(map(str, size))}: {', '.join(names)}" for size, names in sizes.items())
-    where = "" if not point else (f" at {len(differing)} of {len(points)} grid points, e.g. at "
+    where = "" if not point else (f" at {len(differing)} of {counted(len(points), 'grid point')}, e.g. at "
                                   + ", ".join(f"{k}={v}" for k, v in point))
     return (f"outputs at different sizes{where} ({shown}): blocks align their inputs to the first, the largest or "
             "the smallest by default; --set align=first (or largest) compares them at one size")

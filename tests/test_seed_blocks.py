@@ -149,3 +149,23 @@ def test_gated_output_equals_reference():
     a, b = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
     g = torch.sigmoid(torch.nn.functional.conv2d(torch.cat([a, b], 1), block.gate.weight, block.gate.bias))
     torch.testing.assert_close(block(a, b), g * a + (1 - g) * b)
+
+
+def test_counts_agree_with_their_nouns():
+    """One kernel, one input, one grid point: singular nouns in the errors and titles that count them."""
+    from fusioncli.comparing import output_sizes_note
+    from fusioncli.errors import SpecError
+    from fusioncli.render.formats import counted
+
+    assert (counted(1, "thread"), counted(2, "thread"), counted(0, "point")) == ("1 thread", "2 threads", "0 points")
+    with pytest.raises(SpecError, match=r"2 values \(1,2\) for 1 kernel \(3\);"):
+        create_fusion("multiscale", [8], 8, kernels=(3,), strides=(1, 2))
+    block = create_fusion("concat", [8], 8)
+    with pytest.raises(SpecError, match="expected 1 input, got 2"):
+        block(torch.zeros(1, 8, 2, 2), torch.zeros(1, 8, 2, 2))
+    a = analyze("aff", inputs=["8x4x4", "8x8x8"], out=8, time=False)
+    c = analyze("concat", inputs=["8x4x4", "8x8x8"], out=8, time=False)
+    from dataclasses import replace
+
+    a, c = (replace(r, sweep={"spec": r.block, "index": 0, "values": {"size": 4}}) for r in (a, c))
+    assert "at 1 of 1 grid point, e.g. at size=4 (8x8: aff; 4x4: concat)" in output_sizes_note([a, c])

@@ -157,7 +157,8 @@ class FusionBlock(nn.Module):
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         if len(xs) != len(self.in_channels):
-            raise SpecError(f"forward: expected {len(self.in_channels)} inputs, got {len(xs)}", field="inputs")
+            n = len(self.in_channels)
+            raise SpecError(f"forward: expected {n} input{'s' * (n != 1)}, got {len(xs)}", field="inputs")
 
 
 # Blocks are dropped into real models (``create_fusion``), where their layers get swapped:

@@ -38,7 +38,8 @@ class MultiScaleFusion(FusionBlock):
             strides = strides * len(kernels)
         if len(strides) != len(kernels):
             raise SpecError(f"strides: {len(strides)} values ({','.join(map(str, strides))}) for {len(kernels)} "
-                            f"kernels ({','.join(map(str, kernels))}); allowed: one stride, or one per kernel",
+                            f"kernel{'s' * (len(kernels) != 1)} ({','.join(map(str, kernels))}); allowed: one "
+                            "stride, or one per kernel",
                             field="strides")
         for name, values in (("kernels", kernels), ("strides", strides)):
             if any(v <= 0 for v in values):

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from ..report import Envelope, ErrorEntry
 from ..pareto import METRICS
+from .formats import counted
 from .table import binary, latency, si, txt
 
 
@@ -17,7 +18,7 @@ def _points(env: Envelope, vary: list[str], stacked: bool) -> Table:
     sweep = env.sweep or {}
     shard = sweep.get("shard")
     where = f"shard {shard['index']}/{shard['count']}: " if shard else ""
-    t = Table(title=f"Sweep ({where}{len(env.reports)} of {sweep.get('points', len(env.reports))} grid points)",
+    t = Table(title=f"Sweep ({where}{len(env.reports)} of {counted(sweep.get('points', len(env.reports)), 'grid point')})",
               header_style="bold")
     timed = any(not isinstance(r, ErrorEntry) and r.timing is not None for r in env.reports)
     t.add_column("name", no_wrap=True)
