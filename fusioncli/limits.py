@@ -137,8 +137,10 @@ def oversubscription(threads: int) -> str | None:
         return None
     from .render.formats import counted
 
-    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {counted(threads, 'thread')}: latencies "
-            f"will be too long; use --threads {max(1, int(cpus - others))} or fewer, or close other programs")
+    fits = max(1, int(cpus - others))
+    remedy = f"use --threads {fits} or fewer, or close other programs" if fits < threads else "close other programs"
+    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {counted(threads, 'thread')}: "
+            f"latencies will be too long; {remedy}")
 
 
 def check_threads(threads: int | None) -> None:
