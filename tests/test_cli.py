@@ -311,3 +311,14 @@ def test_listings_are_whole_at_80_columns(args, monkeypatch):
         assert set(bundled_presets()) <= cells
     if args[0] == "explain" and args[1] in registry.kinds():
         assert set(registry.block_options(args[1])) <= cells
+
+
+def test_explain_reflows_prose_and_keeps_formulas():
+    """Docstring paragraphs and list items become one line each for the console to wrap at its width;
+    indented formulas and space-aligned lines stay as written."""
+    from fusioncli.sourcedoc import reflow
+
+    text = ("Prose that was\nwrapped at 90.\n\n    Z = M * X + (1 - M) * Y\n    out = conv(Z)\n\n"
+            "AFF:   Z = a\niAFF:  Z = b\n\n- one item\n  continued\n- two\n\n1. first\n   more\n2. second")
+    assert reflow(text) == ("Prose that was wrapped at 90.\n\n    Z = M * X + (1 - M) * Y\n    out = conv(Z)\n\n"
+                            "AFF:   Z = a\niAFF:  Z = b\n\n- one item continued\n- two\n\n1. first more\n2. second")

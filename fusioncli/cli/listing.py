@@ -178,9 +178,9 @@ def explain_cmd(
     module_doc, class_doc, options = sourcedoc.describe("necks" if registry.is_neck(topic) else "blocks",
                                                         info.target)
     console.print(f"[bold]{info.kind}[/bold]: {info.summary}\nsource: {info.source}\n")
-    console.print(sourcedoc.rst_to_text(module_doc), markup=False)
+    console.print(sourcedoc.reflow(sourcedoc.rst_to_text(module_doc)), markup=False)
     if class_doc:
-        console.print("\n" + sourcedoc.rst_to_text(class_doc), markup=False)
+        console.print("\n" + sourcedoc.reflow(sourcedoc.rst_to_text(class_doc)), markup=False)
     table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
     for col in ("option", "allowed", "default"):
         table.add_column(col, **WHOLE(col == "option"))
