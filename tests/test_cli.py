@@ -283,6 +283,13 @@ def test_layer_table_is_a_tree_with_one_row_per_module():
     text = _inspect_text(r)
     assert "norm (2 calls)" in text and "output (BxNxC)" in text and "BxCxHxW" not in text
     assert "output (BxCxHxW)" in _inspect_text(analyze("aff", time=False))
+    assert "output (BxCxDxHxW)" in _inspect_text(analyze("examples/volume_fusion.py:volume_fusion",
+                                                         inputs=["8x4x8x8", "8x4x8x8"], out=8, time=False))
+    import torch
+
+    conv1d = analyze(torch.nn.Sequential(torch.nn.Conv1d(8, 8, 3, padding=1), torch.nn.ReLU()), inputs=["8x32"],
+                     time=False)  # channels-first 1-D maps: not tokens
+    assert "output (batch first)" in _inspect_text(conv1d)
     r = analyze("neck:bifpn", inputs=["8x16x16", "16x8x8", "32x4x4"], out=8, time=False, depth=2)
     assert (r.layers[0].name, r.layers[0].type, r.layers[0].output_shape, r.layers[0].calls) == \
         ("nodes", "ModuleDict", [], 0)

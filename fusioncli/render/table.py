@@ -104,7 +104,9 @@ def _summary(r: Report) -> Table:
 
 #: the output's dimensions by rank, batch first, for the layer table's header
 RANK_NAMES = {2: "BxC", 4: "BxCxHxW", 5: "BxCxDxHxW"}
-TOKEN_LAYERS = {"Linear", "LayerNorm"}  # act on the last dimension: their rank-3 outputs are BxNxC tokens
+#: 1-D layers of channels-first maps (B x C x L); rank-3 outputs of any other layers are read as B x N x C tokens
+CHANNELS_FIRST_1D = ("Conv1d", "ConvTranspose1d", "BatchNorm1d", "InstanceNorm1d", "MaxPool1d", "AvgPool1d",
+                     "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "Upsample")
 
 
 def _layers(r: Report) -> Table:
@@ -113,7 +115,7 @@ def _layers(r: Report) -> Table:
     shaped = [layer for layer in r.layers if layer.output_shape]
     ranks = {len(layer.output_shape) for layer in shaped}
     dims = "batch first"
-    if ranks == {3} and all(layer.type in TOKEN_LAYERS for layer in shaped):
+    if ranks == {3} and not any(layer.type in CHANNELS_FIRST_1D for layer in shaped):
         dims = "BxNxC"
     elif len(ranks) == 1:
         dims = RANK_NAMES.get(ranks.pop(), dims)
