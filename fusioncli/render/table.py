@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from rich.console import Console
@@ -162,8 +163,6 @@ def _nodes(r: Report) -> Table:
 def _short_names(names: list[str]) -> tuple[list[str], str]:
     """Column headers for designs that share a prefix and suffix (``resnet50-fpn[add]``, ``...[aff]``): what
     differs (``add``, ``aff``), and the caption naming the common part; the names as they are otherwise."""
-    import os
-
     if len(names) < 2:
         return names, ""
     pre = os.path.commonprefix(names)
