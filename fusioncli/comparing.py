@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import pareto as P
 from .errors import FusionError, SpecError
+from .render.formats import counted
 from .report import Envelope, ErrorEntry, Report
 
 GLOB_CHARS = set("*?[")
@@ -38,17 +39,23 @@ def expand_specs(texts: list[str]) -> list[str]:
 
 
 def output_sizes_note(entries) -> str | None:
-    """A note when the designs compared do not all output at one spatial size (blocks align their inputs
-    to the first, the largest or the smallest by default, ``align``): their costs are not like for like."""
-    sizes: dict[tuple, list[str]] = {}
+    """A note when the designs compared (in a sweep: those of one grid point) do not all output at one
+    spatial size (blocks align their inputs to the first, the largest or the smallest by default,
+    ``align``): their costs are not like for like. Table and JSON ``notes`` of compare, sweep and merge."""
+    points: dict[tuple, dict[tuple, list[str]]] = {}  # grid point (() in compare) -> output size -> names
     for r in entries:
         if isinstance(r, Report) and r.outputs and len(r.outputs[0]) >= 3:
-            sizes.setdefault(tuple(r.outputs[0][2:]), []).append(r.name)
-    if len(sizes) < 2:
+            point = tuple((r.sweep or {}).get("values", {}).items())
+            points.setdefault(point, {}).setdefault(tuple(r.outputs[0][2:]), []).append(r.name)
+    differing = [(point, sizes) for point, sizes in points.items() if len(sizes) > 1]
+    if not differing:
         return None
+    point, sizes = differing[0]
     shown = "; ".join(f"{'x'.join(map(str, size))}: {', '.join(names)}" for size, names in sizes.items())
-    return (f"outputs at different sizes ({shown}): blocks align their inputs to the first, the largest or the "
-            "smallest by default; --set align=first (or largest) compares them at one size")
+    where = "" if not point else (f" at {len(differing)} of {counted(len(points), 'grid point')}, e.g. at "
+                                  + ", ".join(f"{k}={v}" for k, v in point))
+    return (f"outputs at different sizes{where} ({shown}): blocks align their inputs to the first, the largest or "
+            "the smallest by default; --set align=first (or largest) compares them at one size")
 
 
 @dataclass

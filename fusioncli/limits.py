@@ -138,8 +138,12 @@ def oversubscription(threads: int) -> str | None:
     others = max(0.0, load - 1.0)
     if threads + others <= cpus:
         return None
-    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {threads} thread(s): latencies "
-            f"will be too long; use --threads {max(1, int(cpus - others))} or fewer, or close other programs")
+    from .render.formats import counted
+
+    fits = max(1, int(cpus - others))
+    remedy = f"use --threads {fits} or fewer, or close other programs" if fits < threads else "close other programs"
+    return (f"the machine is busy (load {load:.1f} on {cpus} CPUs) and timing uses {counted(threads, 'thread')}: "
+            f"latencies will be too long; {remedy}")
 
 
 def check_threads(threads: int | None) -> None:

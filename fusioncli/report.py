@@ -18,8 +18,9 @@ class Layer:
     name: str
     type: str
     depth: int
-    output_shape: list[int]
+    output_shape: list[int]  # of the first call; [] for a container that never runs itself
     params: int
+    calls: int = 1  # forward calls (a shared module: more than 1; a container that never runs: 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

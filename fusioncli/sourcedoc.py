@@ -71,6 +71,33 @@ def rst_to_text(text: str) -> str:
     return re.sub(r"::$", ":", text, flags=re.M)
 
 
+_ITEM = re.compile(r"(- |\* |\d+\. )")  # a list item's first line
+
+
+def reflow(text: str) -> str:
+    """A docstring for a console of any width: each prose paragraph on one line (the console wraps it at
+    words), each list item (``- ``, ``* ``, ``1. ``) with its continuation lines on one line; indented blocks
+    (formulas) and lines aligned with runs of spaces as written."""
+    out = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if lines[0][:1].isspace() or any("   " in line.strip() for line in lines):
+            out.append(block)
+        elif _ITEM.match(lines[0]):
+            items: list[str] = []
+            for line in lines:
+                if _ITEM.match(line) or not items:
+                    items.append(line)
+                else:
+                    items[-1] += " " + line.strip()
+            out.append("\n".join(items))
+        elif not any(line[:1].isspace() or _ITEM.match(line) for line in lines):
+            out.append(" ".join(lines))
+        else:
+            out.append(block)
+    return "\n\n".join(out)
+
+
 def describe(package: str, target: str) -> tuple[str, str, dict[str, OptionInfo]]:
     """(module docstring, class docstring, options) of ``module:Class`` under ``fusioncli.<package>``."""
     module, cls_name = target.split(":")

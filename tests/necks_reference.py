@@ -10,6 +10,8 @@ that matches shows that the neck wires the same layers the same way.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -59,15 +61,33 @@ BIFPN_FA = [(6, [3, 4]), (5, [2, 5]), (4, [1, 6]), (3, [0, 7]), (4, [1, 7, 8]), 
 _BIFPN_NAMES = ["td_P6", "td_P5", "td_P4", "td_P3", "out_P4", "out_P5", "out_P6", "out_P7"]
 
 
-def bifpn(W, xs, *, width, repeats, eps_bn=1e-3, eps_w=1e-4):
+def maxpool_static_same(x, kernel_size=3, stride=2):
+    """zylo117 ``efficientnet/utils_extra.py`` ``MaxPool2dStaticSamePadding(3, 2)``.forward: TF "same"
+    padding with -inf, the odd pixel right/bottom, then ``nn.MaxPool2d(kernel_size, stride)``."""
+    h, w = x.shape[-2:]
+    extra_h = (math.ceil(w / stride) - 1) * stride - w + kernel_size
+    extra_v = (math.ceil(h / stride) - 1) * stride - h + kernel_size
+    left = extra_h // 2
+    right = extra_h - left
+    top = extra_v // 2
+    bottom = extra_v - top
+    x = F.pad(x, [left, right, top, bottom], value=-float("inf"))
+    return F.max_pool2d(x, kernel_size, stride)
+
+
+def bifpn(W, xs, *, width, repeats, eps_bn=1e-3, eps_w=1e-4, same=False):
     """rwightman ``BiFpn``: ResampleFeatureMap for P6/P7, then ``repeats`` layers of ``FpnCombine`` ('fastattn')
-    + ``after_combine`` (Swish, depthwise 3x3, pointwise 1x1, BN) over the bifpn_fa node table."""
+    + ``after_combine`` (Swish, depthwise 3x3, pointwise 1x1, BN) over the bifpn_fa node table; ``same``: every
+    max pool is zylo117's ``MaxPool2dStaticSamePadding(3, 2)`` (``p5_to_p6``, ``p6_to_p7``, ``pX_downsample``)."""
+    def pool(x):
+        return maxpool_static_same(x) if same else F.max_pool2d(x, 3, 2, 1)
+
     feats = list(xs)
     p6 = feats[-1]
     if p6.shape[1] != width:
         p6 = _bn(W, "nodes.extra_P6.op.0.1", _conv(W, "nodes.extra_P6.op.0.0", p6), eps_bn)
-    feats.append(F.max_pool2d(p6, 3, 2, 1))
-    feats.append(F.max_pool2d(feats[-1], 3, 2, 1))
+    feats.append(pool(p6))
+    feats.append(pool(feats[-1]))
     for r in range(repeats):
         nodes = list(feats)
         for (level, offsets), name in zip(BIFPN_FA, _BIFPN_NAMES):
@@ -79,7 +99,7 @@ def bifpn(W, xs, *, width, repeats, eps_bn=1e-3, eps_w=1e-4):
                 if x.shape[1] != width:
                     x = _bn(W, f"{prefix}.proj.{j}.1", _conv(W, f"{prefix}.proj.{j}.0", x), eps_bn)
                 if x.shape[-1] > target[-1]:
-                    x = F.max_pool2d(x, 3, 2, 1)
+                    x = pool(x)
                 elif x.shape[-1] < target[-1]:
                     x = F.interpolate(x, size=tuple(target), mode="nearest")
                 ins.append(x)

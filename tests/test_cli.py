@@ -41,7 +41,7 @@ def test_worked_example_json():
     assert rep["cost"]["convention"].startswith("fusion-v1")
     assert rep["timing"] is None
     assert rep["layers"][0] == {"name": "conv", "type": "Conv2d", "depth": 1, "output_shape": [1, 64, 32, 32],
-                                "params": 8_256}
+                                "params": 8_256, "calls": 1}
 
 
 def test_json_short_flag_and_batch():
@@ -210,3 +210,122 @@ def test_warnings_print_through_the_live_console_and_the_spinner_needs_a_termina
     assert "fusion: warning: above the bar" in live.file.getvalue()
     with feedback.activity("counting x"):  # stderr is not a terminal here: no spinner, nothing set
         assert state.live is None
+
+
+def test_an_optional_option_has_one_word_in_inspect_and_explain():
+    """concat's bias is ``bool | None``: None (the automatic choice) reads 'none' in inspect's options line,
+    in explain's default column and in what --set takes; booleans and tuples as --set takes them."""
+    from cli_helpers import run_main
+
+    code, out, _ = run_main("inspect", "concat", "--no-time")
+    line = " ".join(out.split())
+    assert code == 0 and "bias=none" in line and "align_corners=false" in line and "None" not in line
+    code, out, _ = run_main("explain", "concat")
+    assert code == 0 and any(row.split("│")[1:4] and row.split("│")[1].strip() == "bias"
+                             and row.split("│")[3].strip() == "none" for row in out.splitlines() if "│" in row)
+    code, out, _ = run_main("inspect", "concat", "--no-time", "--set", "bias=none")
+    assert code == 0 and "bias=none" in " ".join(out.split())
+    code, out, _ = run_main("inspect", "multiscale", "--no-time", "--set", "kernels=3,5")
+    assert code == 0 and "kernels=3,5, strides=1," in " ".join(out.split())
+
+
+def _inspect_text(report, width=80):
+    import io
+
+    from fusioncli.report import Envelope
+    from fusioncli.render.table import render_table
+
+    out = io.StringIO()
+    render_table(Envelope("test", {}, [report]), out, width=width, by_op=True, by_module=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_inspect_tables_are_whole_at_80_columns(width):
+    """Every layer name, node id, node kind and figure whole (no cut cell, no line past the width), for every
+    block and neck kind with --by-op and --by-module, as a pipe gets them at 80 columns."""
+    from fusioncli import analyze, list_fusions, registry
+    from fusioncli.render.table import si
+
+    for kind in [*list_fusions(), *registry.list_necks()]:
+        r = analyze(kind, time=False)
+        text = _inspect_text(r, width)
+        lines = text.splitlines()
+        assert "…" not in text and max(map(len, lines)) <= width, kind
+        cells = {c.strip() for line in lines for c in line.split("│")}
+        for layer in r.layers:  # each under its parent, by its own name
+            assert any(c == layer.name.rsplit(".", 1)[-1] or c.startswith(layer.name.rsplit(".", 1)[-1] + " (")
+                       for c in cells), (kind, layer.name)
+        for n in r.nodes or ():
+            assert {("* " if n.merge else "") + n.id, n.kind, si(n.params)} <= cells, (kind, n.id)
+        assert f"{r.params['total']:,}" in cells and f"{r.cost.flops:,}" in cells
+
+
+def test_inspect_timed_neck_table_is_whole_at_80_columns():
+    from fusioncli import analyze
+
+    r = analyze("neck:fpn", inputs=["8x16x16", "16x8x8", "32x4x4"], out=8, time=True, min_time=0.01, threads=1)
+    text = _inspect_text(r)
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    assert "time %" in text and "[forward, 1 thread]" in " ".join(text.split())
+    cells = {c.strip() for line in text.splitlines() for c in line.split("│")}
+    assert {f"{n.latency_ms:.3f}" for n in r.nodes} <= cells
+
+
+def test_layer_table_is_a_tree_with_one_row_per_module():
+    """crossattn's LayerNorm is shared by both token sets: one row, called twice, under a token header;
+    a neck's nodes live in a ModuleDict that never runs itself: it is the parent row of every node,
+    with no output shape and all the neck's parameters."""
+    from fusioncli import analyze
+
+    r = analyze("crossattn", time=False)
+    assert [(l.name, l.calls, l.output_shape) for l in r.layers if l.name == "norm"] == [("norm", 2, [1, 256, 64])]
+    text = _inspect_text(r)
+    assert "norm (2 calls)" in text and "output (BxNxC)" in text and "BxCxHxW" not in text
+    assert "output (BxCxHxW)" in _inspect_text(analyze("aff", time=False))
+    assert "output (BxCxDxHxW)" in _inspect_text(analyze("examples/volume_fusion.py:volume_fusion",
+                                                         inputs=["8x4x8x8", "8x4x8x8"], out=8, time=False))
+    import torch
+
+    conv1d = analyze(torch.nn.Sequential(torch.nn.Conv1d(8, 8, 3, padding=1), torch.nn.ReLU()), inputs=["8x32"],
+                     time=False)  # channels-first 1-D maps: not tokens
+    assert "output (batch first)" in _inspect_text(conv1d)
+    r = analyze("neck:bifpn", inputs=["8x16x16", "16x8x8", "32x4x4"], out=8, time=False, depth=2)
+    assert (r.layers[0].name, r.layers[0].type, r.layers[0].output_shape, r.layers[0].calls) == \
+        ("nodes", "ModuleDict", [], 0)
+    assert r.layers[0].params == r.params["total"]
+    assert all(l.depth == 2 and l.name.startswith("nodes.") for l in r.layers[1:])
+    rows = [line.split("│")[1] for line in _inspect_text(r).splitlines() if line.startswith("│")]
+    assert rows[0].strip() == "nodes" and rows[1].startswith("   extra_P6")  # one indent under its parent
+
+
+@pytest.mark.parametrize("args", [["blocks"], ["presets"], ["explain", "aff"], ["explain", "neck:bifpn"],
+                                  ["explain", "backbones"]])
+def test_listings_are_whole_at_80_columns(args, monkeypatch):
+    """Every kind, preset and option name whole and no cell cut (long words fold instead) at 80 columns."""
+    from cli_helpers import run_main
+    from fusioncli import registry
+    from fusioncli.spec import bundled_presets
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_main(*args)
+    lines = out.splitlines()
+    assert code == 0 and "…" not in out and max(map(len, lines)) <= 80
+    cells = {c.strip() for line in lines for c in line.split("│")}
+    if args == ["blocks"]:
+        assert set(registry.kinds()) <= cells
+    if args == ["presets"]:
+        assert set(bundled_presets()) <= cells
+    if args[0] == "explain" and args[1] in registry.kinds():
+        assert set(registry.block_options(args[1])) <= cells
+
+
+def test_explain_reflows_prose_and_keeps_formulas():
+    """Docstring paragraphs and list items become one line each for the console to wrap at its width;
+    indented formulas and space-aligned lines stay as written."""
+    from fusioncli.sourcedoc import reflow
+
+    text = ("Prose that was\nwrapped at 90.\n\n    Z = M * X + (1 - M) * Y\n    out = conv(Z)\n\n"
+            "AFF:   Z = a\niAFF:  Z = b\n\n- one item\n  continued\n- two\n\n1. first\n   more\n2. second")
+    assert reflow(text) == ("Prose that was wrapped at 90.\n\n    Z = M * X + (1 - M) * Y\n    out = conv(Z)\n\n"
+                            "AFF:   Z = a\niAFF:  Z = b\n\n- one item continued\n- two\n\n1. first more\n2. second")

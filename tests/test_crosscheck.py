@@ -37,7 +37,23 @@ def test_crosscheck_cli_json_and_table():
     plain = runner.invoke(app, ["inspect", "gated", "--no-time", "--json"])
     assert "crosscheck" not in json.loads(plain.stdout)["reports"][0]
     table = runner.invoke(app, ["inspect", "gated", "--no-time", "--crosscheck"])
-    assert "Cross-check with other counters" in table.stdout and "aten::sigmoid x1" in table.stdout
+    assert "Cross-check with other counters" in table.stdout and "sigmoid x1" in table.stdout
+
+
+def test_crosscheck_table_is_whole_at_80_columns():
+    import io
+
+    from fusioncli.report import Envelope
+    from fusioncli.render.table import render_table
+
+    r = analyze("crossattn", time=False, crosscheck=True)
+    out = io.StringIO()
+    render_table(Envelope("test", {}, [r]), out, width=80)
+    text = out.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    cells = {c.strip() for line in text.splitlines() for c in line.split("│")}
+    for tool, v in r.crosscheck.items():
+        assert tool in cells and f"{v['value']:,}" in cells and f"{v['ratio']:.3f}" in " ".join(cells)
 
 
 def test_explain_block_and_costs():
@@ -55,8 +71,8 @@ def test_crosscheck_torchinfo_notes_name_what_it_misses():
     r = analyze("crossattn", time=False, crosscheck=True)
     ti = r.crosscheck["torchinfo"]
     # torchinfo: parameters x the output's first dimension (batch 1) for every layer with weights:
-    # wq, wk, wv, proj 64*64 each (no qkv bias), proj's bias 64, two LayerNorms 2*64 each
-    assert ti["value"] == 4 * 64 * 64 + 64 + 2 * (2 * 64)
+    # wq, wk, wv, proj 64*64 each, their biases 64 each (qkv_bias by default), two LayerNorms 2*64 each
+    assert ti["value"] == 4 * 64 * 64 + 4 * 64 + 2 * (2 * 64)
     assert "aten.bmm" in ti["skipped_ops"] and "aten.addmm" not in ti["skipped_ops"]
     # q @ k^T and attn @ v: 8 heads x 256 queries x 64 keys x 8 channels each
     bmm = 2 * 8 * 256 * 64 * 8

@@ -491,7 +491,7 @@ def test_segformer_mit_b0_4_levels_out64():
 #   Q K^T and A V: N1 N2 C MACs each (h heads of width C/h); softmax: 5 h N1 N2
 #   o = proj: N1 C^2 MACs + N1 C bias; out = T1 + o: N1 C
 
-def _crossattn_expected(C, h, N1, N2, norm=True, qkv_bias=False):
+def _crossattn_expected(C, h, N1, N2, norm=True, qkv_bias=True):
     macs = (N1 * C * C                      # wq
             + 2 * N2 * C * C                # wk, wv
             + 2 * N1 * N2 * C               # Q K^T, A V
@@ -507,18 +507,18 @@ def _crossattn_expected(C, h, N1, N2, norm=True, qkv_bias=False):
 
 
 def test_crossattn_64x16x16_64x8x8():
-    # C = 64, 8 heads, N1 = 256, N2 = 64; no projections
+    # C = 64, 8 heads, N1 = 256, N2 = 64; no projections; qkv biases (the default, as in CrossViT's models)
     flops, macs = _crossattn_expected(64, 8, 256, 64)
     assert macs == 2 * 256 * 64 * 64 + 2 * 64 * 64 * 64 + 2 * 256 * 64 * 64 == 4_718_592
-    assert flops == 2 * macs + 7 * 320 * 64 + 3 * 256 * 64 + 5 * 8 * 256 * 64 == 10_285_056
+    assert flops == 2 * macs + 7 * 320 * 64 + (256 + 2 * 64) * 64 + 3 * 256 * 64 + 5 * 8 * 256 * 64 == 10_309_632
     assert cost("crossattn", ["64x16x16", "64x8x8"], 64) == (flops, macs)
 
 
-def test_crossattn_qkv_bias_no_norm_64x16x16_64x8x8():
-    flops, macs = _crossattn_expected(64, 8, 256, 64, norm=False, qkv_bias=True)
+def test_crossattn_no_qkv_bias_no_norm_64x16x16_64x8x8():
+    flops, macs = _crossattn_expected(64, 8, 256, 64, norm=False, qkv_bias=False)
     assert macs == 4_718_592
-    assert flops == 10_285_056 - 7 * 320 * 64 + (256 + 128) * 64 == 10_166_272
-    assert cost("crossattn", ["64x16x16", "64x8x8"], 64, norm=False, qkv_bias=True) == (flops, macs)
+    assert flops == 10_309_632 - 7 * 320 * 64 - (256 + 128) * 64 == 10_141_696
+    assert cost("crossattn", ["64x16x16", "64x8x8"], 64, norm=False, qkv_bias=False) == (flops, macs)
 
 
 def test_crossattn_projected_32x8x12_96x4x6_out48_4heads():
@@ -529,5 +529,7 @@ def test_crossattn_projected_32x8x12_96x4x6_out48_4heads():
     macs = a_macs + proj_macs
     flops = a_flops + 2 * proj_macs + C * N1 + C * N2   # + projection biases
     assert macs == 2 * 96 * 48 * 48 + 2 * 24 * 48 * 48 + 2 * 96 * 24 * 48 + 32 * 48 * 96 + 96 * 48 * 24 == 1_032_192
-    assert flops == 2 * macs + 7 * 120 * 48 + 3 * 96 * 48 + 5 * 4 * 96 * 24 + 120 * 48 == 2_170_368
+    # LayerNorms, qkv biases, scale + proj bias + residual, softmax, the projections' biases
+    assert flops == 2 * macs + 7 * 120 * 48 + (96 + 2 * 24) * 48 + 3 * 96 * 48 + 5 * 4 * 96 * 24 + 120 * 48 \
+        == 2_177_280
     assert cost("crossattn", ["32x8x12", "96x4x6"], 48, num_heads=4) == (flops, macs)

@@ -94,6 +94,14 @@ def test_dpt_parameters():
 
     assert count(build("neck:dpt", [96, 192, 384, 768], 256)) == dpt([96, 192, 384, 768], 256) == 11_842_048
     assert count(build("neck:dpt", [8, 16, 32], 16)) == dpt([8, 16, 32], 16) == 32_080
+    # node.variant=reference: refinenet4's never-run resConfUnit1 as well, 2 * (9F^2 + F) = 1,180,160 at F = 256,
+    # as the reference's sum(p.numel()); the report lists its four tensors as unused
+    ref = build("neck:dpt", [96, 192, 384, 768], 256, **{"node.variant": "reference"})
+    assert count(ref) == 11_842_048 + 2 * conv(256, 256, 3) == 11_842_048 + 1_180_160
+    r = analyze("neck:dpt", inputs=["8x16x16", "16x8x8", "32x4x4"], out=16, options={"node.variant": "reference"},
+                time=False)
+    assert r.params["total"] == 32_080 + 2 * conv(16, 16, 3)
+    assert sorted(r.unused_params) == [f"nodes.fuse_P4.op.rcu1.conv{i}.{t}" for i in (1, 2) for t in ("bias", "weight")]
 
 
 def test_unet_parameters():
@@ -149,15 +157,21 @@ def test_pafpn_wiring_matches_mmdet():
         close(outputs(neck, xs), ref.fpn(neck.state_dict(), xs, first=2, extra_levels=1, pafpn=True))
 
 
-def test_bifpn_wiring_matches_rwightman():
-    widths, sizes = [8, 16, 32], [32, 16, 8]
-    neck = build("neck:bifpn", widths, 16, repeats=2)
+@pytest.mark.parametrize("pad,sizes", [("symmetric", [32, 16, 8]), ("same", [32, 16, 8]), ("same", [20, 10, 5])])
+def test_bifpn_wiring_matches_rwightman(pad, sizes):
+    """pad=same against zylo117's MaxPool2dStaticSamePadding in every pool (odd sizes: 5 -> 3 -> 2)."""
+    widths = [8, 16, 32]
+    neck = build("neck:bifpn", widths, 16, repeats=2, pad=pad)
     for name, p in neck.named_parameters():
         if name.endswith("edge_weights"):
             p.data.uniform_(0.2, 1.5)  # not all ones: a weight applied to the wrong input shows
     xs = maps(widths, sizes)
     with torch.no_grad():
-        close(outputs(neck, xs), ref.bifpn(neck.state_dict(), xs, width=16, repeats=2))
+        got = outputs(neck, xs)
+        close(got, ref.bifpn(neck.state_dict(), xs, width=16, repeats=2, same=pad == "same"))
+        if pad == "same":  # the windows moved: not what the symmetric pools give
+            other = ref.bifpn(neck.state_dict(), xs, width=16, repeats=2)
+            assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(got, other))
 
 
 @pytest.mark.parametrize("upsample", ["scale", "size"])
@@ -333,7 +347,7 @@ def test_backbone_table_shapes():
 # --------------------------------------------------------------------------- the command line
 
 
-def test_compare_necks_by_node_json():
+def test_compare_necks_by_node_json(monkeypatch):
     code, out, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "concat", "--node", "aff",
                               "--node", "gated", "--node", "bifpn", "--no-time", "-f", "json")
     assert code == 0, err
@@ -346,8 +360,18 @@ def test_compare_necks_by_node_json():
     assert merges == [[0] * 3, [2 * c * c + c] * 3, [aff] * 3, [2 * c * c + c] * 3, [bifpn] * 3]
     assert [r["params"]["total"] for r in reports] == [3_344_384 + 3 * sum(m[:1]) for m in merges]
     assert reports[1]["ratios"]["params"] == pytest.approx((3_344_384 + 3 * 131_328) / 3_344_384)
-    code, table, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "aff", "--no-time")
-    assert code == 0 and "MACs per node" in table and "60,565,094,400" in table
+    monkeypatch.setenv("COLUMNS", "80")  # five designs, node by node, whole at 80 columns
+    code, table, err = run_main("compare", "resnet50-fpn", "--node", "add", "--node", "concat", "--node", "aff",
+                                "--node", "gated", "--node", "bifpn", "--no-time")
+    assert code == 0 and "MACs per node" in table and "columns: resnet50-fpn[COLUMN]" in table
+    assert "…" not in table and max(map(len, table.splitlines())) <= 80
+    from fusioncli.render.table import si
+
+    macs_rows = table[table.index("MACs per node"):].splitlines()
+    header = next(line for line in macs_rows if line.startswith("┃"))
+    assert header.replace("┃", " ").split() == ["node", "add", "concat", "aff", "gated", "bifpn"]
+    total = next(line for line in macs_rows if line.startswith("│   total"))
+    assert total.replace("│", " ").split()[1:] == [w for r in reports for w in si(r["cost"]["macs"]).split()]
 
 
 def test_inspect_neck_table_and_backbone_flags():

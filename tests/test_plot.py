@@ -64,3 +64,46 @@ def test_missing_matplotlib_is_one_line(tmp_path, monkeypatch):
     assert r.stderr.strip() == ("fusion: error: --plot: matplotlib is not installed; install the extra with "
                                 "pip install 'fusioncli[plot]'")
     assert r.stdout == ""  # refused before any work
+
+
+def _drawn(monkeypatch, *args):
+    """The figure a command draws (instead of its file)."""
+    from fusioncli.render import plot
+
+    figs = []
+    monkeypatch.setattr(plot, "_save", lambda fig, path: figs.append(fig))
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    (fig,) = figs
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def test_compare_plot_names_do_not_overlap(monkeypatch, tmp_path):
+    """se and cbam, concat and gated sit on nearly the same point: their names are drawn apart."""
+    fig = _drawn(monkeypatch, "compare", "add", "concat", "gated", "se", "cbam", "aff", "iaff", "--in", "64x32x32",
+                 "--in", "64x32x32", "--out", "64", "--no-time", "--plot", str(tmp_path / "c.png"))
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+
+    boxes = {t.get_text(): Text.get_window_extent(t, renderer) for t in ax.texts}  # the text, not its leader
+    assert set(boxes) == {"add", "concat", "gated", "se", "cbam", "aff", "iaff"}
+    names = sorted(boxes)
+    overlaps = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if boxes[a].overlaps(boxes[b])]
+    assert overlaps == []
+
+
+def test_sweep_plot_lines_of_equal_values_stay_visible(monkeypatch, tmp_path):
+    """concat and gated have the same parameters at every size: each spec has its own marker, and each later
+    one is drawn thinner with a smaller marker, so the line underneath shows around it."""
+    fig = _drawn(monkeypatch, "sweep", "concat", "gated", "--in", "8x4x4", "--in", "8x4x4", "--out", "8",
+                 "--vary", "size=4,8", "--no-time", "--plot", str(tmp_path / "s.png"))
+    ax = fig.axes[0]  # params
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
+    assert [list(ln.get_ydata()) for ln in lines][0] == [list(ln.get_ydata()) for ln in lines][1]  # same values
+    a, b = lines
+    assert a.get_marker() != b.get_marker()
+    assert a.get_linewidth() > b.get_linewidth() and a.get_markersize() > b.get_markersize()

@@ -105,8 +105,19 @@ def test_multiscale_strided_sum_branch():
 def test_multiscale_rejects_mismatched_strides():
     from fusioncli.errors import SpecError
 
-    with pytest.raises(SpecError, match="strides"):
+    with pytest.raises(SpecError, match=r"strides: 2 values \(1,2\) for 3 kernels \(1,3,5\)"):
         create_fusion("multiscale", [8], 8, kernels=(1, 3, 5), strides=(1, 2))
+
+
+@pytest.mark.parametrize("kernels", ["3,5", "1,3,5,7"])
+def test_multiscale_kernels_alone_need_no_strides(kernels):
+    """Setting only kernels (2 or 4 of them) is no error about strides, an option the user never set: the
+    default is one stride, 1, for every branch; concat of K branches of width 16, 1x1 refine to 16."""
+    ks = [int(k) for k in kernels.split(",")]
+    params, macs, flops, out = counts("multiscale", ["8x8x8"], 16, kernels=kernels)
+    assert params == sum(8 * 16 * k * k + 16 for k in ks) + (16 * len(ks) * 16 + 16)
+    assert macs == sum(8 * 16 * k * k * 64 for k in ks) + 16 * len(ks) * 16 * 64
+    assert out == [1, 16, 8, 8]
 
 
 def test_alignment_to_largest_and_resize_mode():
@@ -138,3 +149,23 @@ def test_gated_output_equals_reference():
     a, b = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
     g = torch.sigmoid(torch.nn.functional.conv2d(torch.cat([a, b], 1), block.gate.weight, block.gate.bias))
     torch.testing.assert_close(block(a, b), g * a + (1 - g) * b)
+
+
+def test_counts_agree_with_their_nouns():
+    """One kernel, one input, one grid point: singular nouns in the errors and titles that count them."""
+    from fusioncli.comparing import output_sizes_note
+    from fusioncli.errors import SpecError
+    from fusioncli.render.formats import counted
+
+    assert (counted(1, "thread"), counted(2, "thread"), counted(0, "point")) == ("1 thread", "2 threads", "0 points")
+    with pytest.raises(SpecError, match=r"2 values \(1,2\) for 1 kernel \(3\);"):
+        create_fusion("multiscale", [8], 8, kernels=(3,), strides=(1, 2))
+    block = create_fusion("concat", [8], 8)
+    with pytest.raises(SpecError, match="expected 1 input, got 2"):
+        block(torch.zeros(1, 8, 2, 2), torch.zeros(1, 8, 2, 2))
+    a = analyze("aff", inputs=["8x4x4", "8x8x8"], out=8, time=False)
+    c = analyze("concat", inputs=["8x4x4", "8x8x8"], out=8, time=False)
+    from dataclasses import replace
+
+    a, c = (replace(r, sweep={"spec": r.block, "index": 0, "values": {"size": 4}}) for r in (a, c))
+    assert "at 1 of 1 grid point, e.g. at size=4 (8x8: aff; 4x4: concat)" in output_sizes_note([a, c])

@@ -282,3 +282,46 @@ def test_merge_does_not_call_a_different_load_average_a_different_environment(tm
     rewrite(paths[1], threads=7)
     code, out, err = run_main("merge", *map(str, paths), "--json")
     assert any("different environments" in n for n in json.loads(out)["notes"])
+
+
+def test_sweep_notes_different_output_sizes_within_a_grid_point(tmp_path):
+    """aff aligns to the largest input and concat to the first: at size=8 the inputs are 16x8x8 and 16x16x16,
+    so aff outputs 16x16 and concat 8x8; size=16 keeps the ratio (16x16 and 32x32: 32x32 against 16x16). The
+    note (compare's, from one function) counts the differing points and names the first; merge of the shards
+    says the same; align=first gives one size at every point."""
+    args = ("aff", "concat", "--in", "16x8x8", "--in", "16x16x16", "--out", "16", "--vary", "size=8,16", "--no-time")
+    d = run_json("sweep", *args)
+    note = ("outputs at different sizes at 2 of 2 grid points, e.g. at size=8 (16x16: aff; 8x8: concat): blocks "
+            "align their inputs to the first, the largest or the smallest by default")
+    assert [n for n in d["notes"] if n.startswith(note)], d["notes"]
+    assert note.split(" at 2")[0] in run("sweep", *args, "--format", "markdown").stdout
+    shards = []
+    for i in (1, 2):
+        path = tmp_path / f"s{i}.json"
+        path.write_text(run("sweep", *args, "--shard", f"{i}/2", "--format", "json").stdout)
+        shards.append(str(path))
+    assert [n for n in run_json("merge", *shards)["notes"] if n.startswith(note)]
+    d = run_json("sweep", *args, "--set", "align=first")
+    assert not any("different sizes" in n for n in d.get("notes", []))
+
+
+def test_sweep_table_is_whole_at_80_columns_with_two_varies_and_a_failure():
+    """Two --vary columns do not fit beside five metric columns at 80: FLOPs go under MACs and peak
+    activations under bytes; a failed point says 'error' in its row and its message once below the table."""
+    from fusioncli.render.table import binary, si
+
+    args = ("sweep", "multiscale", "nosuch", "--in", "8x8x8", "--out", "8", "--vary", "kernels=3,5;3,5,7",
+            "--vary", "strides=1;2", "--no-time")
+    d = run_json(*args, code=2)
+    r = runner.invoke(app, list(args), env={"COLUMNS": "80"})
+    lines = r.stdout.splitlines()
+    assert "…" not in r.stdout and max(map(len, lines)) <= 80
+    cells = {c.strip() for line in lines for c in line.replace("┃", "│").split("│")}
+    assert {"multiscale", "nosuch", "kernels", "strides", "3,5", "3,5,7", "MACs", "FLOPs", "error"} <= cells
+    for rep in d["reports"]:
+        if "error" in rep:
+            continue
+        assert {si(rep["params"]["total"]), si(rep["cost"]["macs"]), si(rep["cost"]["flops"]),
+                binary(rep["cost"]["bytes"]["total"]), binary(rep["memory"]["peak_activation_bytes"])} <= cells
+    said = [line for line in lines if line.startswith("nosuch (4 points): SPEC: invalid value 'nosuch'")]
+    assert len(said) == 1

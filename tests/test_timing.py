@@ -81,7 +81,12 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     assert "load 4.0 on 2 CPUs" in limits.oversubscription(2) and "--threads 1" in limits.oversubscription(2)
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads", "2",
                               "--min-time", "0.01")
-    assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs)" in err
+    assert code == 0 and "the machine is busy (load 4.0 on 2 CPUs) and timing uses 2 threads" in err
+    assert limits.oversubscription(1).endswith("timing uses 1 thread: latencies will be too long; close other "
+                                               "programs")  # no --threads advice at 1 already
+    code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads", "1",
+                              "--min-time", "0.01", "-q")
+    assert "[forward, 1 thread]" in " ".join(out.split()) and "1 threads" not in out
     code, out, err = run_main("inspect", "add", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--no-time")
     assert "busy" not in err  # counting only: nothing is timed
     code, out, err = run_main("inspect", "concat", "--set", "nrom=bn", "--threads", "2", "--min-time", "0.01")
@@ -89,5 +94,10 @@ def test_a_busy_machine_is_said_before_timing(monkeypatch):
     code, out, err = run_main("compare", "add", "concat", "--in", "4x4x4", "--in", "4x4x4", "--out", "4", "--threads",
                               "2", "--min-time", "0.01")
     assert code == 0 and err.count("the machine is busy") == 1  # said once per command
+    code, out, err = run_main("inspect", "concat", "--set", "align_corners=maybe", "--threads", "2")
+    assert code == 2 and err.strip().splitlines() == [  # bad input stays one line on a busy machine
+        "fusion: error: --set align_corners: invalid value 'maybe'; allowed: bool or none"]
+    code, out, err = run_main("inspect", "gated", "--in", "8x4x4", "--threads", "2")  # fails building the block
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "busy" not in err
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # ourselves alone
     assert limits.oversubscription(2) is None

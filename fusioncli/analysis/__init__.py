@@ -168,15 +168,30 @@ def _fusion_cause(e: BaseException) -> FusionError | None:
 
 
 def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
+    """One row per module that ran, to ``depth``, in the order they first ran; a module called more than
+    once (a shared LayerNorm) is one row with its ``calls`` and its first output. Every row's parents
+    come before it: a container that never runs itself (a ModuleList, a ModuleDict) gets a row without
+    an output shape before its first child, so the table is a tree."""
     names = {id(m): n for n, m in root.named_modules()}
-    rows = []
+    modules = dict(root.named_modules())
+    rows: dict[str, Layer] = {}
     for info in stats.summary_list:
         if info.depth == 0 or info.depth > depth or not info.executed:
             continue
         name = names.get(info.layer_id, info.var_name)
-        rows.append(Layer(name=name, type=info.class_name, depth=info.depth,
-                          output_shape=list(info.output_size), params=int(info.num_params)))
-    return rows
+        if name in rows:
+            rows[name] = replace(rows[name], calls=rows[name].calls + 1)
+            continue
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent not in rows and parent in modules:
+                m = modules[parent]
+                rows[parent] = Layer(name=parent, type=type(m).__name__, depth=i, output_shape=[],
+                                     params=sum(p.numel() for p in m.parameters()), calls=0)
+        rows[name] = Layer(name=name, type=info.class_name, depth=len(parts) if name in modules else info.depth,
+                           output_shape=list(info.output_size), params=int(info.num_params))
+    return list(rows.values())
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,

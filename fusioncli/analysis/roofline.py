@@ -89,7 +89,6 @@ def measure(device: str, dtype: str, threads: int) -> dict:
             n *= 2
         t = _timed(lambda: torch.mm(a, b), sync, 5)
         peak = 2 * n**3 / t / 1e9
-        del a, b
         elems = TRIAD_BYTES // 4
         x = torch.empty(elems, device=device)
         y = torch.rand(elems, device=device)

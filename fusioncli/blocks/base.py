@@ -93,7 +93,7 @@ class FusionBlock(nn.Module):
         *,
         align: AlignRef = None,  # type: ignore[assignment]  # None: the class default
         resize_mode: ResizeMode = None,  # type: ignore[assignment]
-        align_corners: bool = None,  # type: ignore[assignment]
+        align_corners: bool | None = None,  # None: the class default
     ) -> None:
         super().__init__()
         in_channels = list(in_channels)
@@ -157,7 +157,8 @@ class FusionBlock(nn.Module):
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         if len(xs) != len(self.in_channels):
-            raise SpecError(f"forward: expected {len(self.in_channels)} inputs, got {len(xs)}", field="inputs")
+            n = len(self.in_channels)
+            raise SpecError(f"forward: expected {n} input{'s' * (n != 1)}, got {len(xs)}", field="inputs")
 
 
 # Blocks are dropped into real models (``create_fusion``), where their layers get swapped:
@@ -220,3 +221,15 @@ def conv1x1(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
 def projections(in_channels: Sequence[int], out_channels: int, bias: bool = True) -> nn.ModuleList:
     """A 1x1 projection for each input whose width differs from ``out_channels``, identity otherwise."""
     return nn.ModuleList(nn.Identity() if c == out_channels else conv1x1(c, out_channels, bias) for c in in_channels)
+
+
+def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float) -> torch.Tensor:
+    """``x`` padded TF-"same" for a window ``kernel``, stride ``stride`` (zylo117's
+    ``MaxPool2dStaticSamePadding``): per dimension of length n, ``(ceil(n/s) - 1)*s + k - n`` in
+    all (at least 0), the odd pixel after (right/bottom); a pooling without padding then gives
+    ceil(n/s) positions."""
+    pads = []
+    for n in (int(x.shape[-1]), int(x.shape[-2])):  # F.pad's order: last dimension first
+        extra = max((-(-n // stride) - 1) * stride + kernel - n, 0)
+        pads += [extra // 2, extra - extra // 2]
+    return F.pad(x, pads, value=value)

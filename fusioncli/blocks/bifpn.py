@@ -11,11 +11,16 @@ One node of a BiFPN layer, e.g. ``P4_1 = node(P4_0, up(P5_1))`` or
 1. Resample (as ``ResampleFeatureMap``): an input whose width ``Ci != C`` first gets a
    1x1 conv (with bias) + BN to ``C``; then every input is resized to the reference
    size (``align``, default the first input's). A map an integer factor ``s`` larger is
-   max-pooled (kernel ``s+1``, stride ``s``, padding ``s//2``: the reference's 3x3/2
-   pool for adjacent levels; ``pooling=avg`` averages, ``pooling=none`` interpolates);
-   a smaller map is upsampled with ``resize_mode`` (nearest, as the reference). The pool
-   pads symmetrically like rwightman's default ``pad_type=''``; zylo117 and the TF
-   original pad TF-"same" (right/bottom only), which shifts the windows by one pixel.
+   max-pooled (kernel ``s+1``, stride ``s``: the reference's 3x3/2 pool for adjacent
+   levels; ``pooling=avg`` averages, ``pooling=none`` interpolates); a smaller map is
+   upsampled with ``resize_mode`` (nearest, as the reference). ``pad=symmetric`` (default)
+   pads ``s//2`` on every side, as rwightman's default ``pad_type=''``; ``pad=same`` pads
+   TF-"same" as zylo117 (``MaxPool2dStaticSamePadding``) and the TF original: the extra
+   ``(ceil(H/s) - 1)*s + s+1 - H`` split with the odd pixel right/bottom (1 pixel, all of it
+   right/bottom, for even sizes), which shifts the windows by one pixel: use it with
+   TF-ported weights. Max pooling never picks the padding; ``pooling=avg`` counts it as
+   zeros in the mean (rwightman's ``nn.AvgPool2d`` and ``AvgPool2dSame``, whose
+   ``count_include_pad`` is True).
 2. Weighted sum, ``weighting``:
    ``fast``: ``w = ReLU(edge_weights)``, ``O = sum_i w_i I_i / (epsilon + sum_j w_j)``;
    ``softmax``: ``O = sum_i softmax(edge_weights)_i I_i``; ``sum``: ``O = sum_i I_i``
@@ -47,19 +52,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FusionBlock, Resize, apply_each, children, sum_maps
+from .base import FusionBlock, Resize, apply_each, children, pad_same, sum_maps
 
 BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
 
 
 class PoolResize(Resize):
-    """Resize to a target size: pooling (kernel s+1, stride s, padding s//2) when the map is
-    an integer factor s larger and that pooling lands exactly on the target, else interpolation."""
+    """Resize to a target size: pooling (kernel s+1, stride s) when the map is an integer factor s
+    larger and that pooling lands exactly on the target, else interpolation. ``pad``: ``symmetric``
+    (s//2 on each side) or TF ``same`` (:func:`~fusioncli.blocks.base.pad_same`)."""
 
-    def __init__(self, pooling: str, mode: str, align_corners: bool) -> None:
+    def __init__(self, pooling: str, mode: str, align_corners: bool, pad: str = "symmetric") -> None:
         super().__init__(mode, align_corners)
         self.pooling = pooling
+        self.pad = pad
 
     def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         h, w = (int(d) for d in x.shape[-2:])  # ints under JIT tracing too (fvcore's --crosscheck)
@@ -67,14 +74,20 @@ class PoolResize(Resize):
         if self.pooling != "none" and h > th and w > tw:
             s = round(h / th)
             k, p = s + 1, s // 2
-            if (h + 2 * p - k) // s + 1 == th and (w + 2 * p - k) // s + 1 == tw:
+            if self.pad == "same":
+                if -(-h // s) == th and -(-w // s) == tw:
+                    # max: the padding never wins (-inf, as zylo117); avg: zeros counted (rwightman's AvgPool2dSame)
+                    if self.pooling == "max":
+                        return F.max_pool2d(pad_same(x, k, s, float("-inf")), k, s)
+                    return F.avg_pool2d(pad_same(x, k, s, 0.0), k, s)
+            elif (h + 2 * p - k) // s + 1 == th and (w + 2 * p - k) // s + 1 == tw:
                 if self.pooling == "max":
                     return F.max_pool2d(x, k, s, p)
-                return F.avg_pool2d(x, k, s, p, count_include_pad=False)
+                return F.avg_pool2d(x, k, s, p)  # padding counted in the mean, as rwightman's nn.AvgPool2d
         return super().forward(x, size)
 
     def extra_repr(self) -> str:
-        return f"pooling={self.pooling!r}, " + super().extra_repr()
+        return f"pooling={self.pooling!r}, pad={self.pad!r}, " + super().extra_repr()
 
 
 class BiFPNFusion(FusionBlock):
@@ -86,6 +99,7 @@ class BiFPNFusion(FusionBlock):
         epsilon: the fast-normalisation epsilon (1e-4), not BN's.
         pooling: how a larger input is brought down: ``max`` (reference), ``avg``, or
             ``none`` (interpolate with ``resize_mode``).
+        pad: the pool's padding: ``symmetric`` (rwightman) or ``same`` (TF, zylo117).
         conv_bn_act: ``dw -> pw -> BN -> Swish`` instead of ``Swish -> dw -> pw -> BN``.
     """
 
@@ -96,13 +110,13 @@ class BiFPNFusion(FusionBlock):
 
     def __init__(self, in_channels, out_channels, *, weighting: Literal["fast", "softmax", "sum"] = "fast",
                  epsilon: float = 1e-4, pooling: Literal["max", "avg", "none"] = "max",
-                 conv_bn_act: bool = False, **align) -> None:
+                 pad: Literal["symmetric", "same"] = "symmetric", conv_bn_act: bool = False, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         c = out_channels
         self.weighting = weighting
         self.epsilon = epsilon
         self.conv_bn_act = conv_bn_act
-        self.resize = nn.ModuleList(PoolResize(pooling, self.resize_mode, self.align_corners)
+        self.resize = nn.ModuleList(PoolResize(pooling, self.resize_mode, self.align_corners, pad)
                                     for _ in self.in_channels)
         self.proj = nn.ModuleList(
             nn.Identity() if ci == c else nn.Sequential(nn.Conv2d(ci, c, 1), nn.BatchNorm2d(c, momentum=BN_MOMENTUM,

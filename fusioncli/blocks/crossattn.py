@@ -9,11 +9,13 @@ Both maps are flattened to tokens, T1 (N1 = H1*W1 tokens) and T2 (N2 = H2*W2 tok
 after a 1x1 projection to C for any input whose width is not C. With h heads of width
 d = C/h:
 
-    Q = LN(T1) Wq,  K = LN(T2) Wk,  V = LN(T2) Wv          (Linear C -> C, bias: ``qkv_bias``)
+    Q = LN(T1) Wq,  K = LN(T2) Wk,  V = LN(T2) Wv          (Linear C -> C + bias, ``qkv_bias``)
     A = softmax(Q K^T * d^-0.5)                             per head, N1 x N2
     out = T1 + (A V) Wo + bo                                reshaped back to (C, H1, W1)
 
-LN is one LayerNorm (eps 1e-6, as in the released CrossViT models), shared by both
+Wq, Wk and Wv carry a bias by default (``qkv_bias=True``, as in every released CrossViT
+model; the ``CrossAttention`` class's own default is False). LN is one LayerNorm (eps
+1e-6, as in the released CrossViT models), shared by both
 token sets as CrossViT's ``norm1`` normalises its joint sequence; ``norm=False`` drops
 it. The residual adds the un-normalised T1, as ``CrossAttentionBlock`` does. The
 scale is applied to Q before the product (the same result as scaling Q K^T,
@@ -32,7 +34,7 @@ cost grows with the square of the resolution.
 Shape contract: exactly two inputs (B, C1, H1, W1), (B, C2, H2, W2), any widths and
 sizes; output (B, C, H1, W1). ``align`` is not used: attention needs no alignment.
 Parameters: [C1*C + C if C1 != C] + [C2*C + C if C2 != C] + 2C (LayerNorm, if
-``norm``) + 3*C*C (+3C with ``qkv_bias``) + C*C + C.
+``norm``) + 3*C*C + 3C (the qkv biases; 0 with ``qkv_bias=False``) + C*C + C.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class CrossAttentionFusion(FusionBlock):
     min_inputs = 2
     max_inputs = 2
 
-    def __init__(self, in_channels, out_channels, *, num_heads: int = 8, qkv_bias: bool = False,
+    def __init__(self, in_channels, out_channels, *, num_heads: int = 8, qkv_bias: bool = True,
                  norm: bool = True, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         c = out_channels

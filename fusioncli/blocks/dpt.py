@@ -10,7 +10,7 @@ Formula, with F = ``out_channels`` (the reference's ``features``)::
 
     RCU(x)  = x + BN(conv3x3(act(BN(conv3x3(act(x))))))     (BN only with bn=true)
     y       = X1 + RCU1(X2)        two inputs
-    y       = X1                   one input (RCU1 is not built)
+    y       = X1                   one input (RCU1 is not built, unless variant=reference)
     out     = conv1x1(resize(RCU2(y)))
 
 ``resize`` is ``F.interpolate`` with ``scale_factor`` (default 2, as the reference) or,
@@ -26,11 +26,16 @@ path is upsampled to the lateral map's size), with the same resize settings.
 Shape contract: inputs (B, Ci, Hi, Wi), aligned to (H, W); output
 (B, F or F // 2, floor(H * scale_factor), floor(W * scale_factor)), or (B, ., *size).
 
-Parameters, with Fo = F (or F // 2 with expand) and n inputs (1 or 2):
-``n * (18 F^2 + 2 F) + F * Fo + Fo``, plus ``4 F`` per RCU with bn=true (BN weight and
-bias; running statistics are buffers), plus ``Ci * F + F`` per projected input.
+Parameters, with Fo = F (or F // 2 with expand) and n RCUs (the number of inputs, 1 or 2;
+always 2 with ``variant=reference``): ``n * (18 F^2 + 2 F) + F * Fo + Fo``, plus ``4 F`` per
+RCU with bn=true (BN weight and bias; running statistics are buffers), plus ``Ci * F + F``
+per projected input.
 
-Reference code differences: none in the default configuration. With bn=true, MiDaS and
+Reference code differences: ``FeatureFusionBlock_custom`` always builds ``resConfUnit1``
+and calls it only with two inputs, so with one input (``refinenet4``) its parameters are
+in the module's ``sum(p.numel())`` but never run. ``variant=reference`` builds it the same
+way (its state dict loads; the report lists it under parameters no op used); the default,
+``paper``, builds only what runs. With two inputs the variants are the same. With bn=true, MiDaS and
 Depth-Anything keep the conv biases before BN (counted above); isl-org/DPT drops them
 (``bias=not bn``, 4 F fewer parameters per RCU).
 """
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import nn
@@ -102,6 +108,8 @@ class DPTFusion(FusionBlock):
         scale_factor: output upsampling factor when ``size`` is empty.
         size: fixed output (H, W) (one value: square); empty uses ``scale_factor``.
         project: 1x1 projections to F for inputs of other widths.
+        variant: ``paper`` builds only what runs; ``reference`` also builds RCU1 with one
+            input, unused, as MiDaS's module does.
     """
 
     kind = "dpt"
@@ -111,7 +119,8 @@ class DPTFusion(FusionBlock):
     default_align_corners = True
 
     def __init__(self, in_channels, out_channels, *, bn: bool = False, expand: bool = False, act: ActName = "relu",
-                 scale_factor: float = 2.0, size: tuple[int, ...] = (), project: bool = False, **align) -> None:
+                 scale_factor: float = 2.0, size: tuple[int, ...] = (), project: bool = False,
+                 variant: Literal["paper", "reference"] = "paper", **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         feats = out_channels
         if not project and any(c != feats for c in self.in_channels):
@@ -128,7 +137,7 @@ class DPTFusion(FusionBlock):
                             "allowed: out_channels >= 2", field="expand")
         self.out_features = feats // 2 if expand else feats
         self.proj = projections(self.in_channels, feats) if project else None
-        self.rcu1 = ResidualConvUnit(feats, act, bn) if len(self.in_channels) == 2 else None
+        self.rcu1 = ResidualConvUnit(feats, act, bn) if len(self.in_channels) == 2 or variant == "reference" else None
         self.rcu2 = ResidualConvUnit(feats, act, bn)
         fixed = (size[0], size[-1]) if size else None
         self.upsample = Upsample(scale_factor, fixed, self.resize_mode, self.align_corners)
@@ -141,7 +150,7 @@ class DPTFusion(FusionBlock):
         if self.proj is not None:
             xs = [p(x) for p, x in zip(self.proj, xs)]
         # one expression: each intermediate map is freed as soon as the next layer has used it
-        return self.out_conv(self.upsample(self.rcu2(xs[0] if self.rcu1 is None else xs[0] + self.rcu1(xs[1])), size))
+        return self.out_conv(self.upsample(self.rcu2(xs[0] + self.rcu1(xs[1]) if len(xs) == 2 else xs[0]), size))
 
     def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
         h, w = self.reference_size([tuple(s[-2:]) for s in shapes])

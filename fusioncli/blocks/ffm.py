@@ -4,8 +4,8 @@ Paper: Changqian Yu, Jingbo Wang, Chao Peng, Changxin Gao, Gang Yu, Nong Sang,
 "BiSeNet: Bilateral Segmentation Network for Real-time Semantic Segmentation",
 ECCV 2018 (Fig. 2(c)).
 Canonical code: open-mmlab/mmsegmentation ``mmseg/models/backbones/bisenetv1.py``
-(``FeatureFusionModule``); also CoinCheung/BiSeNet ``lib/models/bisenetv1.py`` and the
-first author's ycszen/TorchSeg (``FeatureFusion``).
+(``FeatureFusionModule``); also CoinCheung/BiSeNet ``lib/models/bisenetv1.py``
+(``FeatureFusionModule``) and the first author's ycszen/TorchSeg (``FeatureFusion``).
 
     f = ReLU(BN(W cat(X1..Xn)))                          (1x1 conv, no bias, sum(Ci) -> C)
     a = sigmoid(W2 ReLU(W1 GAP(f)))                      (1x1 convs C -> C/r -> C, no bias, no BN)
@@ -15,11 +15,15 @@ Paper vs reference code
 -----------------------
 * ``variant="paper"`` (default): the paper's attention branch, global pool -> 1x1 conv
   -> ReLU -> 1x1 conv -> sigmoid, without batch norm. The convs carry no bias, as in
-  TorchSeg and CoinCheung/BiSeNet. ``reduction`` r sets the bottleneck: 1 (C -> C -> C)
-  is the paper and TorchSeg; CoinCheung/BiSeNet uses 4 (C -> C/4 -> C).
+  TorchSeg. ``reduction`` r sets the bottleneck: 1 (C -> C -> C) is the paper and
+  TorchSeg; 4 (C -> C/4 -> C) is what CoinCheung/BiSeNet computed until July 2021.
 * ``variant="reference"``: mmsegmentation's module, whose attention branch is a
   single 1x1 conv (C -> C, no bias) followed by BN and ReLU, then the sigmoid (mmseg's
   own note: "No BN and more 1x1 conv in paper"). ``reduction`` does not apply.
+* CoinCheung/BiSeNet since July 2021 (commit e40b825, "use conv-bn instead of 2 layer
+  mlp, so that tensorrt 7.2.3.4 can work for fp16"): GAP -> one 1x1 conv (C -> C, no
+  bias) -> BN -> sigmoid, with no ReLU before the sigmoid; neither variant is that: its
+  parameters are the reference variant's (C*C + 2C), its FLOPs C fewer (the ReLU).
 
 Inputs of different sizes are resized to the ``align`` reference (default: the first
 input, BiSeNet's spatial path); widths may differ (they are concatenated).

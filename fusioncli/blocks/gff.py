@@ -26,8 +26,9 @@ Paper vs reference code
   code updates the levels one after another in place, so level i's fusion already sees
   the fused X~_j of the levels j < i. ``variant="reference"`` reproduces this: for
   ``target`` t it fuses levels 0..t in order (for t = 0 both orders agree).
-* Resizing. The reference resizes bilinearly with ``align_corners=True``; set
-  ``align_corners=true`` as well to match it (the variant leaves it alone).
+* Resizing. The reference resizes bilinearly with ``align_corners=True``:
+  ``variant="reference"`` implies it. ``align_corners`` left unset (its default ``none``)
+  follows the variant, False for the paper and True for the reference; set it to override.
 
 Both variants project every level, including levels already C wide (the reference's
 ``d_in1`` is a 128 -> 128 ConvBNReLU), and give the gate conv a bias.
@@ -56,9 +57,12 @@ class GFF(FusionBlock):
 
     kind = "gff"
     min_inputs = 2
+    default_align_corners = None  # the variant's: False (paper), True (reference, as its code)
 
     def __init__(self, in_channels, out_channels, *, target: int = 0,
                  variant: Literal["paper", "reference"] = "paper", **align) -> None:
+        if align.get("align_corners") is None:
+            align["align_corners"] = variant == "reference"
         super().__init__(in_channels, out_channels, **align)
         n = len(self.in_channels)
         if not -n <= target < n:

@@ -3,9 +3,10 @@ over the aligned, concatenated inputs, merged and refined (Inception-style;
 Szegedy et al., Going Deeper with Convolutions, CVPR 2015).
 
 ``X = cat(X1..Xn)`` (sum(Ci) channels, size H x W). Branch k: conv k_k x k_k, stride
-s_k, padding k_k//2, to ``branch_channels`` (default C), then ``act``; branches whose
-stride shrank the map are resized back to H x W (``resize_mode``). Merge: ``concat``
-(K*Cb channels) or ``sum`` (Cb channels). Refine: ``refine_layers`` convs of kernel
+s_k (``strides``: one for all, 1 by default, or one per kernel), padding k_k//2, to
+``branch_channels`` (default C), then ``act``; branches whose stride shrank the map
+are resized back to H x W (``resize_mode``). Merge: ``concat`` (K*Cb channels) or
+``sum`` (Cb channels). Refine: ``refine_layers`` convs of kernel
 ``refine_kernel`` to C, each followed by ``act``.
 
 Shape contract: output (B, C, H, W).
@@ -29,15 +30,17 @@ class MultiScaleFusion(FusionBlock):
     min_inputs = 1
 
     def __init__(self, in_channels, out_channels, *, kernels: tuple[int, ...] = (1, 3, 5),
-                 strides: tuple[int, ...] = (1, 1, 1), merge: Literal["concat", "sum"] = "concat",
+                 strides: tuple[int, ...] = (1,), merge: Literal["concat", "sum"] = "concat",
                  branch_channels: int = 0, refine_kernel: int = 1, refine_layers: int = 1,
                  act: ActName = "relu", norm: NormName = "none", **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         if len(strides) == 1:
             strides = strides * len(kernels)
         if len(strides) != len(kernels):
-            raise SpecError(f"strides: {len(strides)} values for {len(kernels)} kernels; "
-                            "allowed: one stride, or one per kernel", field="strides")
+            raise SpecError(f"strides: {len(strides)} values ({','.join(map(str, strides))}) for {len(kernels)} "
+                            f"kernel{'s' * (len(kernels) != 1)} ({','.join(map(str, kernels))}); allowed: one "
+                            "stride, or one per kernel",
+                            field="strides")
         for name, values in (("kernels", kernels), ("strides", strides)):
             if any(v <= 0 for v in values):
                 raise SpecError.bad(name, ",".join(map(str, values)), "allowed: positive integers")

@@ -55,31 +55,28 @@ def _setup(run: RunOptions):
         import torch
 
         torch.set_num_threads(run.threads)
-    state.busy_checked = False
+    if not run.no_time and run.device.value == "cpu":
+        import torch
+
+        from ..limits import oversubscription
+
+        state.busy = oversubscription(run.threads or torch.get_num_threads())
     return analysis
 
 
-def _before_timing(run: RunOptions) -> None:
-    """Say once per command, when the first spec reaches its timing (not before a bad input's error),
-    that the machine is too busy for the threads asked."""
-    if state.busy_checked or run.device.value != "cpu":
-        return
-    state.busy_checked = True
-    import torch
-
-    from ..limits import oversubscription
-
-    busy = oversubscription(run.threads or torch.get_num_threads())
-    if busy:
-        state.quiet = run.quiet
-        warn(busy)
+def _say_busy() -> None:
+    """The busy-machine warning, once, when the first block is about to be timed: after it was built and
+    counted, so bad input stays one line."""
+    if state.busy:
+        warn(state.busy)
+        state.busy = None
 
 
 def run_spec(analysis, spec, run: RunOptions):
     """Analyse one resolved spec with the run's settings, warning of noisy timing and uncounted ops.
     A built-in block's errors come in the API's words; they are put in the command line's here."""
     try:
-        report = analysis.analyze(spec, **run.analyze_keywords(), before_timing=lambda: _before_timing(run))
+        report = analysis.analyze(spec, **run.analyze_keywords(), before_timing=_say_busy)
         if state.signalled:  # a Ctrl-C or SIGTERM that code under the analysis caught (torch.compile can)
             raise KeyboardInterrupt
     except FusionError as e:

@@ -89,7 +89,7 @@ def blocks_cmd(
 
     table = Table(title="Fusion blocks", header_style="bold")
     for col in ("kind", "what it computes", "source", "default inputs -> out"):
-        table.add_column(col)
+        table.add_column(col, **WHOLE(col == "kind"))
     for b in rows:
         table.add_row(b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}")
     for k, ep in plugins.items():
@@ -101,10 +101,16 @@ def blocks_cmd(
         table = Table(title="Necks (the fusion node swaps with --node KIND; inputs from --backbone NAME --image HxW)",
                       header_style="bold")
         for col in ("kind", "what it computes", "source", "default inputs -> out"):
-            table.add_column(col)
+            table.add_column(col, **WHOLE(col == "kind"))
         for b in necks:
             table.add_row(b.kind, b.summary, b.source, " ".join(b.inputs) + f" -> {b.out}")
         console.print(table)
+
+
+def WHOLE(name_column: bool) -> dict:  # noqa: N802 (a column style)
+    """A listing's column at any width: the name column never wraps; the others wrap, and a word longer
+    than the column folds onto the next line rather than being cut with an ellipsis."""
+    return {"no_wrap": True} if name_column else {"overflow": "fold"}
 
 
 @app.command("presets")
@@ -132,10 +138,11 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
     from rich.table import Table
 
     table = Table(title="Bundled presets", header_style="bold")
-    for col in ("name", "block", "inputs (CxHxW)", "out", "from"):
-        table.add_column(col)
-    for s in specs:
-        table.add_row(s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source)
+    for col in ("name / block", "inputs (CxHxW) -> out", "from"):
+        table.add_column(col, **WHOLE(col != "from"))
+    for s in specs:  # the block under the name, one input a line: the source text gets the width left
+        table.add_row(f"{s.name}\n  {s.block}", "\n".join(format_shape(i) for i in s.inputs) + f"\n-> {s.out}",
+                      s.source)
     Console(highlight=False, markup=False, emoji=False).print(table)  # plain cells: half the render time
 
 
@@ -166,20 +173,20 @@ def explain_cmd(
         _explain_user(console, topic)
         return
     from .. import sourcedoc  # the source, parsed: no torch (explain is static text)
+    from ..render.formats import option_text
 
     info = registry.get_info(topic)
     module_doc, class_doc, options = sourcedoc.describe("necks" if registry.is_neck(topic) else "blocks",
                                                         info.target)
     console.print(f"[bold]{info.kind}[/bold]: {info.summary}\nsource: {info.source}\n")
-    console.print(sourcedoc.rst_to_text(module_doc), markup=False)
+    console.print(sourcedoc.reflow(sourcedoc.rst_to_text(module_doc)), markup=False)
     if class_doc:
-        console.print("\n" + sourcedoc.rst_to_text(class_doc), markup=False)
+        console.print("\n" + sourcedoc.reflow(sourcedoc.rst_to_text(class_doc)), markup=False)
     table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
     for col in ("option", "allowed", "default"):
-        table.add_column(col)
+        table.add_column(col, **WHOLE(col == "option"))
     for opt in options.values():
-        default = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
-        table.add_row(opt.name, opt.describe(), "auto" if default is None else str(default))
+        table.add_row(opt.name, opt.describe(), option_text(opt.default))
     console.print(table)
     if registry.is_neck(topic):
         console.print(f"The node's options: --set node.NAME=VALUE (`fusion explain {options['node'].default}` for the "
@@ -197,7 +204,7 @@ def _explain_backbones(console) -> None:
     console.print(backbones.__doc__.split("\n\n", 1)[1].strip(), markup=False)
     table = Table(title="Backbones (--backbone NAME --image HxW)", header_style="bold")
     for col in ("name", "levels", "widths", "strides", "sizes", "at 512x512", "source"):
-        table.add_column(col)
+        table.add_column(col, **WHOLE(col in ("name", "levels")))
     for b in backbones.BACKBONES.values():
         levels = f"C{b.first_level}-C{b.first_level + len(b.widths) - 1}"
         strides = ", ".join(f"{s:g}" for s in b.strides)
@@ -243,7 +250,7 @@ def _explain_user(console, topic: str) -> None:
             f"{n} <- {'--in widths' if n == 'in_channels' else '--out'}" for n in conv), markup=False)
     table = Table(title=f"Options of '{topic}' (--set key=value)", header_style="bold")
     for col in ("option", "allowed", "default"):
-        table.add_column(col)
+        table.add_column(col, **WHOLE(col == "option"))
     for opt in options.values():
         table.add_row(opt.name, opt.describe(), "(required)" if opt.required else str(opt.shown_default()))
     console.print(table)

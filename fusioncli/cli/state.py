@@ -15,7 +15,7 @@ class State:
     quiet: bool = False
     live: Any = None  # the stderr console of a progress bar or spinner on screen: warnings print through it
     signalled: bool = False  # a SIGINT or SIGTERM arrived (even if code it interrupted swallowed the exception)
-    busy_checked: bool = False  # this command said (or found no need to say) that the machine is busy
+    busy: str | None = None  # the busy-machine warning, said once before the first block is timed
     #: how a command imports the analysis (and torch with it); the console script swaps in its
     #: own (fusioncli._launch.import_frozen), in-process callers keep Python's
     import_module: Callable[[str], ModuleType] = importlib.import_module

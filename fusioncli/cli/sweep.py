@@ -152,7 +152,7 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
     from .. import sweep as S
     from ..report import SCHEMA_VERSION, Envelope
     from ..spec import typed_options
-    from ..comparing import expand_specs
+    from ..comparing import expand_specs, output_sizes_note
     from ..render.json import dumps  # standard JSON only: no NaN or Infinity
     from .output import atomic_output, check_output, spec_files
 
@@ -222,7 +222,9 @@ def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, 
         for _ in runner(points):
             pass
     entries = runner.entries
-    env = Envelope(__version__, environment, entries, sweep={**definition, "exponents": S.exponents(entries, grid_vars)})
+    note = output_sizes_note(entries)
+    env = Envelope(__version__, environment, entries, sweep={**definition, "exponents": S.exponents(entries, grid_vars)},
+                   notes=[note] if note else [])
     if fmt != SweepFormat.jsonl:
         _render(env, fmt, run.output)
     exit_code = _plot(env, plot_path, runner.exit_code)
@@ -316,7 +318,11 @@ def merge_cmd(
         fail(e, err_fmt)
     for note in merged.notes:
         warn(note)
-    env = Envelope(__version__, merged.environment, merged.entries, sweep=merged.sweep, notes=merged.notes)
+    from ..comparing import output_sizes_note
+
+    note = output_sizes_note(merged.entries)
+    env = Envelope(__version__, merged.environment, merged.entries, sweep=merged.sweep,
+                   notes=merged.notes + ([note] if note else []))
     if fmt == SweepFormat.jsonl:
         definition = {k: v for k, v in merged.sweep.items() if k != "exponents"}
         try:

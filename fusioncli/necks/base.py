@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FusionError, RunError, SpecError
-from ..blocks.base import apply_each, children
+from ..blocks.base import apply_each, children, pad_same
 
 
 class CropOrPad(nn.Module):
@@ -207,13 +207,16 @@ def conv(cin: int, cout: int, k: int, stride: int = 1, bias: bool = True, paddin
 
 
 class MaxPool(nn.Module):
-    """``F.max_pool2d(x, kernel, stride, padding)``: torchvision's / mmdet's P6 (1, 2, 0) or a BiFPN 3x3/2 pool."""
+    """``F.max_pool2d(x, kernel, stride, padding)``: torchvision's / mmdet's P6 (1, 2, 0) or a BiFPN 3x3/2 pool;
+    ``padding="same"``: TF-"same" padding (``pad_same``), as zylo117's BiFPN."""
 
-    def __init__(self, kernel: int, stride: int, padding: int) -> None:
+    def __init__(self, kernel: int, stride: int, padding: int | str) -> None:
         super().__init__()
         self.kernel, self.stride, self.padding = kernel, stride, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == "same":
+            return F.max_pool2d(pad_same(x, self.kernel, self.stride, float("-inf")), self.kernel, self.stride)
         return F.max_pool2d(x, self.kernel, self.stride, self.padding)
 
     def extra_repr(self) -> str:

@@ -10,7 +10,8 @@ Over inputs P_l (l = first_level .. top, backbone widths C_l) and width C:
 1. Extra levels up to ``levels`` outputs (P6, P7 for P3-P5 inputs): ``extra_P6`` = conv1x1
    (C_top -> C, bias) + BN (momentum 0.01, eps 1e-3) where the width differs, then max pool
    3x3 stride 2 padding 1 (``ResampleFeatureMap``; zylo117 ``p5_to_p6``); each next one a max
-   pool of the previous (``p6_to_p7``).
+   pool of the previous (``p6_to_p7``). ``pad=same`` pads every max pool of the neck TF-"same"
+   instead (right/bottom: zylo117's ``MaxPool2dStaticSamePadding``), as TF-ported weights need.
 2. Each of ``repeats`` layers (index r): top-down ``L{r}_td_Pl`` = node(P_l, up(td_P(l+1)))
    for l = top-1 .. first (the top level's own input at the first step; the finest td node is
    that level's output), then bottom-up ``L{r}_out_Pl`` = node(P_l, td_Pl, down(out_P(l-1)))
@@ -30,7 +31,7 @@ Parameters (node ``bifpn``, inputs C_l, extra levels from the top input):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -51,12 +52,15 @@ class BiFPN(Neck):
         first_level: the index of the finest input (P3 at stride 8).
         levels: output levels (5: P3-P7 from P3-P5 inputs).
         repeats: BiFPN layers (EfficientDet-D0: 3, D1: 4, ... D7: 8).
+        pad: the max pools' padding: ``symmetric`` (1 on every side, rwightman) or ``same``
+            (TF "same": right/bottom, zylo117 and the TF original; for TF-ported weights).
     """
 
     kind = "neck:bifpn"
 
     def __init__(self, in_channels, out_channels, *, node: str = "bifpn", first_level: int = 3, levels: int = 5,
-                 repeats: int = 3, node_options: dict[str, Any] | None = None) -> None:
+                 repeats: int = 3, pad: Literal["symmetric", "same"] = "symmetric",
+                 node_options: dict[str, Any] | None = None) -> None:
         super().__init__(in_channels, out_channels, first_level)
         if levels < len(self.in_channels):
             raise SpecError.bad("levels", levels, f"allowed: at least the number of inputs ({len(self.in_channels)})")
@@ -70,7 +74,7 @@ class BiFPN(Neck):
         while len(feats) < levels:
             lvl += 1
             prev = feats[-1]
-            pool = MaxPool(3, 2, 1)
+            pool = MaxPool(3, 2, "same" if pad == "same" else 1)
             cin = self.widths[prev]
             op = pool if cin == c else nn.Sequential(_resample_conv(cin, c), pool)
             feats.append(self.add(f"extra_P{lvl}", Node(op, kind="maxpool3x3/2" if cin == c else "conv1x1+bn+maxpool",
@@ -84,7 +88,7 @@ class BiFPN(Neck):
             if width != c:
                 raise SpecError(f"node {node_id!r}: '{node}' outputs {width} channels (the sum of its inputs); a "
                                 f"BiFPN node must keep the width {c}", field="node")
-            resize = [nn.Identity()] + [PoolResize("max", "nearest", False) for _ in inputs[1:]]
+            resize = [nn.Identity()] + [PoolResize("max", "nearest", False, pad) for _ in inputs[1:]]
             n = build_merge(make, node, node_id, [c] * len(inputs), c, level=level, proj=proj, resize=resize)
             return self.add(node_id, n, inputs, c)
 

@@ -26,7 +26,9 @@ input used for its size only; the finest upsamples x2. A node kind without a ``s
 upsamples as it does, and the next fuse resizes.
 
 The reference builds ``resConfUnit1`` in ``refinenet4`` too, never calls it, and counts it in
-``sum(p.numel())`` (2 * (9F*F + F) parameters: 1,180,160 at F = 256); it is not built here.
+``sum(p.numel())`` (2 * (9F*F + F) parameters: 1,180,160 at F = 256). As for the ``dpt`` block,
+the default builds only what runs; ``--set node.variant=reference`` builds it, unused (listed
+under parameters no op used), so the parameter count and state dict are the reference's.
 
 Parameters (node ``dpt``, no BN): sum_l 9*C_l*F + 2 * 2 * (9F*F + F) * (L - 1) + 2 * (9F*F + F)
 + L * (F*F + F): the convs to F, the RCUs (two per fusion, one at the top), the out convs.

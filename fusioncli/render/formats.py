@@ -22,3 +22,20 @@ def printable(text) -> str:
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
     return "".join(out)
+
+
+def option_text(value) -> str:
+    """An option's value as ``--set`` takes it (``none``, ``true``, ``1,3,5``): the same words in ``inspect``'s
+    options line and ``explain``'s defaults."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(option_text, value))
+    return printable(value)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 thread``, ``4 threads``: a count with its noun in agreement."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")

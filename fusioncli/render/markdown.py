@@ -79,8 +79,9 @@ def render_markdown(envelope: Envelope, out: TextIO) -> None:
     elif len(reports) == 1 and reports[0].layers and envelope.baseline is None:
         out.write("\n| layer | type | output shape | params |\n|---|---|---|---:|\n")
         for layer in reports[0].layers:
-            shape = "x".join(map(str, layer.output_shape))
-            out.write(f"| {'  ' * (layer.depth - 1)}{_cell(layer.name)} | {_cell(layer.type)} | {shape} | "
+            shape = "x".join(map(str, layer.output_shape)) or "-"  # "-": a container that never runs itself
+            calls = f" ({layer.calls} calls)" if layer.calls > 1 else ""
+            out.write(f"| {'  ' * (layer.depth - 1)}{_cell(layer.name)}{calls} | {_cell(layer.type)} | {shape} | "
                       f"{layer.params:,} |\n")
     for r in reports if not envelope.sweep else ():
         if r.nodes is not None:

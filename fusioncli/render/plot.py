@@ -17,6 +17,7 @@ from ..sweep import numeric
 
 FORMATS = (".png", ".svg", ".pdf")
 STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")  # one per spec: equal values stay visible
 VARIABLE_LABELS = {
     "size": "size: height of the first input (px)",
     "channels": "channels: width of the first input (count)",
@@ -113,6 +114,11 @@ def plot_sweep(env: Envelope, path: Path) -> None:
     combos = list(dict.fromkeys(tuple(r.sweep["values"].get(o) for o in others) for r in reports))
     color = {s: f"C{i % 10}" for i, s in enumerate(specs)}  # one colour per spec, the same in every panel
     style = {c: STYLES[i % len(STYLES)] for i, c in enumerate(combos)}  # one line style per value of the others
+    # specs with equal values draw one line over another: each later spec thinner, with a smaller hollow
+    # marker of its own shape, so every one shows (the widest at the bottom)
+    n = len(specs)
+    width = {s: 1.2 + 2.4 * (n - 1 - i) / max(1, n - 1) for i, s in enumerate(specs)}
+    marker = {s: (MARKERS[i % len(MARKERS)], 4 + 6 * (n - 1 - i) / max(1, n - 1)) for i, s in enumerate(specs)}
 
     ncols = min(3, max(1, len(metrics)))
     nrows = max(1, math.ceil((len(metrics) + bool(others and len(metrics) % ncols == 0)) / ncols))
@@ -133,7 +139,8 @@ def plot_sweep(env: Envelope, path: Path) -> None:
                 pts = [(x, y) for x, y in pts if y is not None and y > 0]
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color[spec], linestyle=style[combo],
-                            marker="o", markersize=4, label=label)
+                            linewidth=width[spec], marker=marker[spec][0], markersize=marker[spec][1],
+                            markerfacecolor="none", markeredgewidth=1.2, label=label)
                     label = "_"  # one legend entry per spec
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -164,6 +171,30 @@ def _spec_labels(reports: list[Report]) -> dict[str, str]:
     return labels
 
 
+def _labels(ax, pts: dict, fontsize: float = 7) -> None:
+    """Name each point without two names on one another: from the top right down, a name that would
+    overlap one already placed moves down a line at a time (a thin leader to its point once moved)."""
+    fig = ax.figure
+    to_pt = 72 / fig.dpi
+    ax.autoscale_view()
+    pos = {n: ax.transData.transform(xy) * to_pt for n, xy in pts.items()}  # in points
+    line, char = 1.5 * fontsize, 0.65 * fontsize  # a text line with its descenders; a wide character
+    placed: list[tuple[float, float, float, float]] = []
+    for n in sorted(pts, key=lambda n: (-pos[n][1], pos[n][0])):
+        x0, y0 = pos[n]
+        dy = 4.0
+        while True:
+            box = (x0 + 5, y0 + dy, x0 + 5 + char * len(n), y0 + dy + line)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+            dy -= line
+        placed.append(box)
+        moved = dy < 0
+        ax.annotate(n, pts[n], textcoords="offset points", xytext=(5, dy), fontsize=fontsize,
+                    arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5, shrinkA=0, shrinkB=3) if moved
+                    else None)
+
+
 def plot_compare(env: Envelope, path: Path) -> None:
     """FLOPs against latency (or, untimed, FLOPs against params), each design a point, the front drawn."""
     reports = [r for r in env.reports if isinstance(r, Report)]
@@ -186,14 +217,13 @@ def plot_compare(env: Envelope, path: Path) -> None:
         metrics = ", ".join(METRICS[m].short for m in (env.pareto_metrics or []))
         label = f"on the Pareto front ({metrics})" if group else "dominated"
         ax.scatter([pts[n][0] for n in names], [pts[n][1] for n in names], label=label, zorder=3, **style)
-    for n, (x, y) in pts.items():
-        ax.annotate(n, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     stair = sorted(pts[n] for n in plane)
     if len(stair) >= 2:
         ax.step([p[0] for p in stair], [p[1] for p in stair], where="post", linestyle="--", color="tab:red",
                 alpha=0.6, label=f"Pareto front of {METRICS[xm].short} and {METRICS[ym].short}")
     _scale(ax, "x", [p[0] for p in pts.values()])
     _scale(ax, "y", [p[1] for p in pts.values()])
+    _labels(ax, pts)
     ax.set_xlabel(METRICS[xm].label + " (log)")
     ax.set_ylabel(METRICS[ym].label + " (log)")
     ax.grid(True, which="major", alpha=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from ..report import Envelope, ErrorEntry, Report
 from ..spec import format_input, format_shape
-from .formats import printable
+from .formats import counted, option_text, printable
 
 
 def txt(value) -> str:
@@ -75,10 +76,11 @@ def _summary(r: Report) -> Table:
               f"{r.memory.peak_activation_bytes:,}")
     if r.timing:
         tm = r.timing
-        how = [tm.mode, f"{tm.threads} thread{'s' * (tm.threads != 1)}"]
+        how = [tm.mode, counted(tm.threads, "thread")]
         how += ["channels_last"] * tm.channels_last + ["compiled"] * tm.compiled
-        t.add_row(f"latency, median ± IQR (ms) \\[{', '.join(how)}]", latency(r),
-                  f"min {tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls")
+        t.add_row("latency, median ± IQR (ms)", latency(r), f"min {tm.min_ms:.3f}")
+        t.add_row(f"timed \\[{', '.join(how)}]", f"{counted(tm.runs, 'run')} / {counted(tm.calls, 'call')}",
+                  f"CV {tm.cv:.1%}")
         if tm.noisy:
             t.add_row("[yellow]timing noisy[/yellow]", f"CV {tm.cv:.0%} > 10%", "")
         if tm.capped:
@@ -144,15 +146,36 @@ def _training(r: Report) -> list[Table]:
     return [cost, memory]
 
 
+#: the output's dimensions by rank, batch first, for the layer table's header
+RANK_NAMES = {2: "BxC", 4: "BxCxHxW", 5: "BxCxDxHxW"}
+#: 1-D layers of channels-first maps (B x C x L); rank-3 outputs of any other layers are read as B x N x C tokens
+CHANNELS_FIRST_1D = ("Conv1d", "ConvTranspose1d", "BatchNorm1d", "InstanceNorm1d", "MaxPool1d", "AvgPool1d",
+                     "AdaptiveAvgPool1d", "AdaptiveMaxPool1d", "Upsample")
+
+
 def _layers(r: Report) -> Table:
+    """The module tree: each layer under its parent, named relative to it (the full names are in JSON);
+    the header names the dimensions when every shape has one rank."""
+    shaped = [layer for layer in r.layers if layer.output_shape]
+    ranks = {len(layer.output_shape) for layer in shaped}
+    dims = "batch first"
+    if ranks == {3} and not any(layer.type in CHANNELS_FIRST_1D for layer in shaped):
+        dims = "BxNxC"
+    elif len(ranks) == 1:
+        dims = RANK_NAMES.get(ranks.pop(), dims)
     t = Table(title="Layers", header_style="bold")
-    t.add_column("layer")
-    t.add_column("type")
-    t.add_column("output shape (batch x shape)")
-    t.add_column("params (count)", justify="right")
+    t.add_column("layer", overflow="fold")
+    t.add_column("type", no_wrap=True)
+    t.add_column(f"output ({dims})", no_wrap=True)
+    t.add_column("params", justify="right", no_wrap=True)
+    shown: list[str] = []
     for layer in r.layers:
-        t.add_row("  " * (layer.depth - 1) + txt(layer.name), txt(layer.type), format_shape(layer.output_shape),
-                  f"{layer.params:,}")
+        parents = [p for p in shown if layer.name.startswith(p + ".")]
+        name = layer.name[len(max(parents, key=len)) + 1:] if parents else layer.name
+        calls = f" ({layer.calls} calls)" if layer.calls > 1 else ""
+        t.add_row("  " * len(parents) + txt(name) + calls, txt(layer.type),
+                  format_shape(layer.output_shape) if layer.output_shape else "-", f"{layer.params:,}")
+        shown.append(layer.name)
     return t
 
 
@@ -161,68 +184,98 @@ def share(part: float | None, whole: float | None) -> str:
 
 
 def _nodes(r: Report) -> Table:
-    """One row per node of a neck, then the totals; shares of the neck's FLOPs (and time, when timed)."""
+    """One row per node of a neck (its kind under its id, one input shape a line), then the totals; the
+    shares of the neck's FLOPs (and time, when timed). Exact figures and bytes: --format json or markdown."""
     timed = any(n.latency_ms is not None for n in r.nodes or ())
     total_ms = sum(n.latency_ms or 0 for n in r.nodes or ())
-    t = Table(title="Nodes (merges marked *; shares of the neck's FLOPs" + (" and time" if timed else "") + ")",
+    t = Table(title="Nodes (merges marked *; shares of the neck's" + (" FLOPs and time)" if timed else " FLOPs)"),
               header_style="bold")
-    for col in ("node", "lvl", "kind", "inputs -> output", "params", "MACs", "FLOPs", "bytes", "FLOPs %",
-                *(("time ms", "time %") if timed else ())):
-        t.add_column(col, justify="left" if col in ("node", "kind", "inputs -> output") else "right")
+    for col in ("node / kind", "inputs -> output", "params", *(("time ms", "time %") if timed else ("MACs",)),
+                "FLOPs %"):
+        t.add_column(col, justify="left" if col in ("node / kind", "inputs -> output") else "right", no_wrap=True)
     for n in r.nodes or ():
-        shapes = " + ".join(format_shape(s[1:]) for s in n.input_shapes) + " -> " + format_shape(n.output_shape[1:])
-        t.add_row(("* " if n.merge else "  ") + txt(n.id), str(n.level), txt(n.kind), shapes, f"{n.params:,}", f"{n.macs:,}",
-                  f"{n.flops:,}", f"{n.bytes:,}", share(n.flops, r.cost.flops),
+        shapes = " +\n".join(format_shape(s[1:]) for s in n.input_shapes) + "\n-> " + format_shape(n.output_shape[1:])
+        t.add_row(("* " if n.merge else "  ") + txt(n.id) + "\n  " + txt(n.kind), shapes, si(n.params),
                   *((f"{n.latency_ms:.3f}" if n.latency_ms is not None else "-", share(n.latency_ms, total_ms))
-                    if timed else ()))
-    t.add_row("  total", "", "", f"{len(r.nodes or ())} nodes", f"{r.params['total']:,}", f"{r.cost.macs:,}",
-              f"{r.cost.flops:,}", f"{r.cost.bytes.total:,}", "100.0%",
-              *((f"{total_ms:.3f}", "100.0%") if timed else ()), style="bold")
+                    if timed else (si(n.macs),)), share(n.flops, r.cost.flops))
+    t.add_row("  total", f"{len(r.nodes or ())} nodes", si(r.params["total"]),
+              *((f"{total_ms:.3f}", "100.0%") if timed else (si(r.cost.macs),)), "100.0%", style="bold")
     return t
 
 
-def _node_comparison(reports: list[Report], metric: str) -> Table:
-    """Necks side by side, node by node: one column per design (exact ``params`` or ``macs``)."""
+def _short_names(names: list[str]) -> tuple[list[str], str]:
+    """Column headers for designs that share a prefix and suffix (``resnet50-fpn[add]``, ``...[aff]``): what
+    differs (``add``, ``aff``), and the caption naming the common part; the names as they are otherwise."""
+    if len(names) < 2:
+        return names, ""
+    pre = os.path.commonprefix(names)
+    suf = os.path.commonprefix([n[len(pre):][::-1] for n in names])[::-1]
+    short = [n[len(pre):len(n) - len(suf)] for n in names]
+    if not all(short) or len(set(short)) < len(short):
+        return names, ""
+    return short, f"columns: {pre}COLUMN{suf}"
+
+
+def _node_comparison(reports: list[Report], metric: str, width: int) -> list[Table]:
+    """Necks side by side, node by node: one column per design (humanised ``params`` or ``macs``); as many
+    tables as it takes for the columns to fit ``width``."""
     label = {"params": "params", "macs": "MACs"}[metric]
-    t = Table(title=f"{label} per node", header_style="bold")
-    t.add_column("node")
-    for r in reports:
-        t.add_column(txt(r.name), justify="right")
     ids = list(dict.fromkeys(n.id for r in reports for n in r.nodes or ()))
     rows = [{n.id: n for n in r.nodes or ()} for r in reports]
-    for node_id in ids:
-        cells = [f"{getattr(row[node_id], metric):,}" if node_id in row else "-" for row in rows]
-        merge = any(node_id in row and row[node_id].merge for row in rows)
-        t.add_row(("* " if merge else "  ") + txt(node_id), *cells)
-    totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports]
-    t.add_row("  total", *(f"{v:,}" for v in totals), style="bold")
-    return t
+    headers, caption = _short_names([r.name for r in reports])
+    node_w = max(len(i) for i in [*ids, "total"]) + 2
+    col_w = [max(len(h), 9) for h in headers]
+    tables, start = [], 0
+    while start < len(reports):
+        end, used = start + 1, 1 + node_w + 3 + col_w[start] + 3
+        while end < len(reports) and used + col_w[end] + 3 <= width:
+            used += col_w[end] + 3
+            end += 1
+        t = Table(title=f"{label} per node", header_style="bold", caption=caption or None)
+        t.add_column("node", no_wrap=True)
+        for h in headers[start:end]:
+            t.add_column(txt(h), justify="right", no_wrap=True)
+        for node_id in ids:
+            cells = [si(getattr(row[node_id], metric)) if node_id in row else "-" for row in rows[start:end]]
+            merge = any(node_id in row and row[node_id].merge for row in rows[start:end])
+            t.add_row(("* " if merge else "  ") + txt(node_id), *cells)
+        totals = [r.params["total"] if metric == "params" else r.cost.macs for r in reports[start:end]]
+        t.add_row("  total", *(si(v) for v in totals), style="bold")
+        tables.append(t)
+        start = end
+    return tables
 
 
 def _breakdown(title: str, items: dict) -> Table:
+    """Per op or module: calls and humanised MACs, FLOPs and bytes (the exact counts: --format json)."""
     t = Table(title=title, header_style="bold")
-    for col in ("name", "calls", "MACs", "FLOPs", "bytes moved"):
-        t.add_column(col, justify="left" if col == "name" else "right")
+    for col in ("name", "calls", "MACs", "FLOPs", "bytes"):
+        t.add_column(col, justify="left" if col == "name" else "right", no_wrap=col != "name",
+                     overflow="fold")
     for name, v in items.items():
-        t.add_row(txt(name) if name else "(whole block)", str(v["calls"]), f"{v['macs']:,}", f"{v['flops']:,}",
-                  f"{v['bytes_read'] + v['bytes_written']:,}")
+        t.add_row(txt(name.removeprefix("aten.")) if name else "(whole block)", str(v["calls"]), si(v["macs"]),
+                  si(v["flops"]), binary(v["bytes_read"] + v["bytes_written"]))
     return t
 
 
 def _crosscheck(r: Report) -> Table:
-    t = Table(title="Cross-check with other counters", header_style="bold")
-    for col in ("tool", "figure", "unit", "ratio to fusion", "ops it skipped"):
-        t.add_column(col, justify="right" if col in ("figure", "ratio to fusion") else "left")
-    t.add_row("fusion", f"{r.cost.macs:,} / {r.cost.flops:,}", "MAC / FLOP (fusion-v1)", "1.00", "")
+    """Each counter's figure and its ratio to fusion's, then its unit and the ops it skipped ('aten' left out)."""
+    t = Table(title="Cross-check with other counters (ops: aten. left out)", header_style="bold")
+    t.add_column("tool", no_wrap=True)
+    t.add_column("figure", justify="right", no_wrap=True)
+    t.add_column("x fusion", justify="right", no_wrap=True)
+    t.add_column("unit; ops it skipped", overflow="fold")
+    t.add_row("fusion", f"{r.cost.macs:,}\n{r.cost.flops:,}", "1.00", "MAC, FLOP (fusion-v1)")
     for tool, v in (r.crosscheck or {}).items():
         if "error" in v:
-            t.add_row(tool, "-", "", "", f"[red]failed: {v['error']}[/red]")
+            t.add_row(tool, "-", "", f"[red]failed: {txt(v['error'])}[/red]")
             continue
         skipped = v["skipped_ops"]
-        skipped = ", ".join(f"{k} x{n}" for k, n in skipped.items()) if isinstance(skipped, dict) else ", ".join(skipped)
+        skipped = [f"{k} x{n}" for k, n in skipped.items()] if isinstance(skipped, dict) else list(skipped)
+        skipped = ", ".join(op.removeprefix("aten::").removeprefix("aten.") for op in skipped)
         unit = {"macs": "MACs", "flops": "FLOPs"}[v["compared_with"]]
-        t.add_row(tool, f"{v['value']:,}", v["unit"], "-" if v["ratio"] is None else f"{v['ratio']:.3f} of fusion {unit}",
-                  skipped)
+        t.add_row(tool, f"{v['value']:,}", "-" if v["ratio"] is None else f"{v['ratio']:.3f} {unit}",
+                  txt(v["unit"]) + (f"; {txt(skipped)}" if skipped else ""))
     notes = [f"{tool}: {n}" for tool, v in (r.crosscheck or {}).items() for n in v.get("notes", ())]
     if notes:
         t.caption = "\n".join(txt(n) for n in notes)
@@ -253,8 +306,9 @@ def _deploy(r: Report) -> Table:
         t.add_row("outputs vs eager (max abs | rel.)", f"{d.max_abs_diff:.3g} | {d.max_rel_diff:.3g}")
     if d.timing:
         tm = d.timing
+        threads = f"{tm.threads} thread" + "s" * (tm.threads != 1)
         t.add_row("ONNX Runtime latency, median ± IQR (ms)", f"{tm.median_ms:.3f} ± {tm.iqr_ms:.3f} (min "
-                  f"{tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls, {tm.threads} threads)")
+                  f"{tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls, {threads})")
         t.add_row("ONNX Runtime / eager latency", ratio(d.latency_ratio))
     if d.failing_op:
         t.add_row("failing op", txt(d.failing_op))
@@ -287,7 +341,7 @@ def _deploy_compare(env: Envelope) -> Table:
 def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
     console.print(f"[bold]{txt(r.name)}[/bold]  block [cyan]{txt(r.block)}[/cyan]"
                   + (f"  ({txt(r.source)})" if r.source else ""))
-    opts = ", ".join(f"{txt(k)}={txt(v)}" for k, v in r.options.items())
+    opts = ", ".join(f"{txt(k)}={escape(option_text(v))}" for k, v in r.options.items())
     console.print(f"options: {opts}")
     names = r.input_names or [None] * len(r.inputs)
     paths = r.output_paths if len(r.output_paths) == len(r.outputs) and r.output_paths != ["out"] else \
@@ -311,7 +365,7 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
     if r.deploy:
         console.print(_deploy(r))
     if by_op:
-        console.print(_breakdown("Cost by aten op", r.cost.by_op))
+        console.print(_breakdown("Cost by aten op (aten. left out)", r.cost.by_op))
     if by_module:
         console.print(_breakdown("Cost by module (inclusive)", r.cost.by_module))
     if r.training is not None and by_op:
@@ -371,7 +425,8 @@ def render_compare(console: Console, env: Envelope) -> None:
     necks = [r for r in ok if r.nodes is not None]
     if len(necks) > 1:
         for metric in ("params", "macs"):
-            console.print(_node_comparison(necks, metric))
+            for table in _node_comparison(necks, metric, console.width):
+                console.print(table)
     for r in env.failed:
         console.print(f"[red]{txt(r.name)}: {txt(r.error['message'])}[/red]", markup=True)
     if pareto and env.pareto_metrics:

@@ -3,9 +3,12 @@ functional reimplementation of the EfficientDet node formula."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+from necks_reference import maxpool_static_same
 
 from fusioncli import create_fusion
 from fusioncli.analysis import analyze
@@ -71,8 +74,9 @@ def _randomise(block):
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
 
 
-def reference_node(block, xs, weighting, conv_bn_act=False):
-    """EfficientDet node from its formula, with the block's weights as plain tensors."""
+def reference_node(block, xs, weighting, conv_bn_act=False, down=lambda x: F.max_pool2d(x, 3, 2, 1)):
+    """EfficientDet node from its formula, with the block's weights as plain tensors; ``down``: the
+    downsampling of a twice larger input."""
     c = block.out_channels
     th, tw = xs[0].shape[-2:]
     ys = []
@@ -81,7 +85,7 @@ def reference_node(block, xs, weighting, conv_bn_act=False):
             conv, bn = proj[0], proj[1]
             x = _bn(F.conv2d(x, conv.weight.detach(), conv.bias.detach()), bn)
         if x.shape[-2] > th:
-            x = F.max_pool2d(x, 3, 2, 1)
+            x = down(x)
         elif x.shape[-2] < th:
             x = F.interpolate(x, scale_factor=th // x.shape[-2], mode="nearest")
         ys.append(x)
@@ -144,3 +148,44 @@ def test_pooling_none_interpolates():
         down = F.interpolate(x, size=(4, 4), mode="bilinear", align_corners=False)
         torch.testing.assert_close(block.resize[1](x, (4, 4)), down)
         assert block(torch.randn(1, 8, 4, 4), x).shape == (1, 8, 4, 4)
+
+
+def _avgpool2d_same(x, k=3, s=2):
+    """rwightman effdet/timm ``AvgPool2dSame``: ``pad_same`` (zeros, the odd pixel right/bottom), then
+    ``F.avg_pool2d`` with count_include_pad=True (its default)."""
+    ih, iw = x.shape[-2:]
+    pad_h = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+    pad_w = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+    x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2], value=0)
+    return F.avg_pool2d(x, k, s, 0, False, True)
+
+
+@pytest.mark.parametrize("pooling,pad,down", [
+    ("max", "same", maxpool_static_same),                                  # zylo117 / TF
+    ("avg", "symmetric", lambda x: F.avg_pool2d(x, 3, 2, 1)),              # rwightman nn.AvgPool2d: padding counted
+    ("avg", "same", _avgpool2d_same),                                      # rwightman AvgPool2dSame
+])
+@pytest.mark.parametrize("sizes", [(16, 32), (9, 17)])
+def test_pooling_and_padding_equal_the_references(pooling, pad, down, sizes):
+    """P4_2-like node: the larger input is pooled 3x3/2 as each reference pools it (odd 17 -> 9 too)."""
+    shapes = [(32, sizes[0], sizes[0]), (32, sizes[1], sizes[1])]
+    block = create_fusion("bifpn", [32, 32], 32, pooling=pooling, pad=pad).eval()
+    _randomise(block)
+    gen = torch.Generator().manual_seed(8)
+    xs = [torch.randn((2, *s), generator=gen) - 1.0 for s in shapes]  # mostly negative: a zero pad would win a max
+    with torch.no_grad():
+        torch.testing.assert_close(block(*xs), reference_node(block, xs, "fast", down=down), rtol=1e-4, atol=1e-5)
+        if pad == "same" and sizes[1] % 2 == 0:  # the windows moved one pixel: not the symmetric pool
+            sym = reference_node(block, xs, "fast")
+            assert not torch.allclose(block(*xs), sym, atol=1e-3)
+
+
+def test_pad_same_counts_as_the_symmetric_pool():
+    """Same output size (ceil(17/2) = (17 + 2 - 3)//2 + 1 = 9) and the same FLOPs: the pool's kernel area (9)
+    per output element either way; the pad is data movement (0 FLOPs)."""
+    a = analyze("bifpn", inputs=["32x9x9", "32x17x17"], out=32, options={"pad": "same"}, time=False)
+    b = analyze("bifpn", inputs=["32x9x9", "32x17x17"], out=32, time=False)
+    assert a.outputs == b.outputs == [[1, 32, 9, 9]]
+    assert (a.cost.macs, a.cost.flops, a.params) == (b.cost.macs, b.cost.flops, b.params)
+    assert a.cost.by_op["aten.max_pool2d_with_indices"]["flops"] == 9 * 32 * 9 * 9
+    assert not a.cost.uncounted_ops

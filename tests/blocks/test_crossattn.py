@@ -52,11 +52,13 @@ def test_forward_equals_formula(c_in, heads, qkv_bias, norm):
 
 
 def test_parameter_count_by_hand():
-    # LN 2C + Wq, Wk, Wv 3*C*C + proj C*C + C
+    # LN 2C + Wq, Wk, Wv 3*C*C + their biases 3C (qkv_bias, the default) + proj C*C + C
     assert sum(p.numel() for p in create_fusion("crossattn", [64, 64], 64).parameters()) == \
+        2 * 64 + 3 * 64 * 64 + 3 * 64 + 64 * 64 + 64 == 16_768
+    assert sum(p.numel() for p in create_fusion("crossattn", [64, 64], 64, qkv_bias=False).parameters()) == \
         2 * 64 + 3 * 64 * 64 + 64 * 64 + 64 == 16_576
-    # + 1x1 projections Ci*C + C where Ci != C, + 3C qkv biases
-    block = create_fusion("crossattn", [32, 96], 64, qkv_bias=True)
+    # + 1x1 projections Ci*C + C where Ci != C
+    block = create_fusion("crossattn", [32, 96], 64)
     assert sum(p.numel() for p in block.parameters()) == \
         (32 * 64 + 64) + (96 * 64 + 64) + 2 * 64 + 3 * 64 * 64 + 3 * 64 + 64 * 64 + 64 == 25_088
 

@@ -71,6 +71,27 @@ def test_params_one_input_expand_and_bn():
     assert r.params["total"] == expected == 76_192
 
 
+def test_reference_variant_builds_midas_unused_rcu1_with_one_input():
+    """MiDaS's FeatureFusionBlock_custom always builds resConfUnit1: with one input the reference variant
+    builds it too (2 * (9C^2 + C) more parameters, none of them run: listed as unused), with the state
+    dict keys of the two-input block; MACs and the output are the paper variant's."""
+    C = 64
+    paper = analyze("dpt", inputs=["64x16x16"], out=C, time=False)
+    ref = analyze("dpt", inputs=["64x16x16"], out=C, options={"variant": "reference"}, time=False)
+    assert paper.params["total"] == 2 * (9 * C * C + C) + (C * C + C) == 78_016
+    assert ref.params["total"] == 2 * 2 * (9 * C * C + C) + (C * C + C) == 151_872
+    assert sorted(ref.unused_params) == ["rcu1.conv1.bias", "rcu1.conv1.weight", "rcu1.conv2.bias",
+                                         "rcu1.conv2.weight"] and not paper.unused_params
+    assert (ref.cost.macs, ref.cost.flops) == (paper.cost.macs, paper.cost.flops)
+    one = create_fusion("dpt", [C], C, variant="reference")
+    assert set(one.state_dict()) == set(create_fusion("dpt", [C, C], C).state_dict())
+    x = rand(1, C, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(one.eval()(x), dpt_reference([x], weights(one)), rtol=1e-5, atol=1e-5)
+    two = [analyze("dpt", inputs=["64x8x8", "64x8x8"], out=C, options=o, time=False) for o in ({}, {"variant": "reference"})]
+    assert two[0].params == two[1].params and not two[1].unused_params  # two inputs: the same block
+
+
 def test_params_with_projections():
     C = 128
     # 1x1 projections (with bias) for the 96- and 256-wide inputs, then the usual block

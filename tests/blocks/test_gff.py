@@ -49,7 +49,8 @@ SHAPES = [(24, 16, 16), (40, 8, 8), (56, 4, 4)]
 def test_forward_equals_formula(variant, target):
     torch.manual_seed(0)
     ref = variant == "reference"
-    block = create_fusion("gff", [s[0] for s in SHAPES], 16, variant=variant, target=target, align_corners=ref).eval()
+    block = create_fusion("gff", [s[0] for s in SHAPES], 16, variant=variant, target=target).eval()
+    assert block.align_corners is ref  # the reference variant implies the code's align_corners=True
     randomize_bn(block)
     w = {k: v.detach().clone() for k, v in block.state_dict().items()}
     xs = rand(SHAPES)
@@ -75,6 +76,18 @@ def test_reference_variant_differs_in_gate_width_and_update_order():
     seq = gff_by_hand(xs, w, 2, sequential=True, align_corners=True)
     par = gff_by_hand(xs, w, 2, sequential=False, align_corners=True)
     assert not torch.allclose(seq, par)
+
+
+def test_align_corners_set_overrides_the_variant():
+    torch.manual_seed(0)
+    block = create_fusion("gff", [s[0] for s in SHAPES], 16, variant="reference", align_corners=False).eval()
+    randomize_bn(block)
+    w = {k: v.detach().clone() for k, v in block.state_dict().items()}
+    xs = rand(SHAPES)
+    with torch.no_grad():
+        torch.testing.assert_close(block(*xs), gff_by_hand(xs, w, 0, sequential=True, align_corners=False),
+                                   rtol=1e-5, atol=1e-5)
+    assert create_fusion("gff", [8, 8], 8, align_corners=True).align_corners is True
 
 
 def test_parameter_count_by_hand():
