@@ -1,6 +1,6 @@
 # Two-command set-up: `make demo` and `make test` create .venv, install the tested
 # torch (CPU build, pinned here: an unpinned torch pulls a multi-GB CUDA build) and
-# this package with its test extra, then run.
+# this package with its test, plot and deploy extras, then run.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -12,7 +12,7 @@ STAMP   = $(VENV)/.fusioncli-installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)" hatchling editables
-	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,plot]"
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,plot,deploy]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -234,9 +234,52 @@ class Timing:
     gbytes_per_s: float | None = None  # bytes moved / median (forward mode only)
     samples_per_s: float | None = None  # batch / median
     capped: bool = False  # --max-time stopped the runs before the 7 a timing needs
+    backend: str = "eager"  # what ran the forward: eager, compile (torch.compile) or onnxruntime
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """The deployment check (``--deploy``): the block exported to ONNX, checked, run in ONNX Runtime.
+
+    ``stage`` says how far it got: ``export``, ``checker``, ``session`` (ONNX Runtime could not load it),
+    ``run`` or ``ok``; when not ``ok``, ``error`` is the one-line reason and ``failing_op`` the op named in it.
+    ``ops`` is the ONNX op histogram (``domain::Op`` outside the default domain); ``unsupported_ops`` the
+    ops without a kernel of ``provider`` at ``opset``. ``max_rel_diff`` is max|ORT - eager| / max|eager|
+    over every output; ``latency_ratio`` the ORT median over the eager median of the same report.
+    """
+
+    exporter: str  # torchscript or dynamo (torch.onnx.export)
+    opset: int
+    stage: str
+    provider: str  # the ONNX Runtime execution provider
+    error: str | None = None
+    failing_op: str | None = None
+    ops: dict[str, int] = field(default_factory=dict)
+    unsupported_ops: list[str] = field(default_factory=list)
+    file_bytes: int | None = None
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    timing: Timing | None = None  # ONNX Runtime latency (None with --no-time or before a run)
+    latency_ratio: float | None = None  # ORT median / eager median
+
+    @property
+    def exported(self) -> bool:
+        return self.stage not in ("export", "checker")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["exported"] = self.exported
+        d["nodes"] = sum(self.ops.values())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Deploy:
+        d = _known(cls, d)
+        t = d.get("timing")
+        return cls(**{**d, "timing": Timing(**_known(Timing, t)) if t else None})
 
 
 @dataclass(frozen=True)
@@ -279,6 +322,7 @@ class Report:
     pack: str = "args"  # how the inputs were passed: args, list, dict or kwargs
     counted_on: str = "meta"  # where the counting pass ran: meta, or cpu for a block that cannot run on meta
     nodes: list[NodeRow] | None = None  # only for necks: one row per node, in execution order
+    deploy: Deploy | None = None  # only with --deploy: ONNX export, op histogram, ONNX Runtime latency
     training: Training | None = None  # only with --train or --backward timing
     roofline: Roofline | None = None  # only when timed
 
@@ -286,7 +330,7 @@ class Report:
         d = asdict(self)
         d["cost"] = self.cost.to_dict()
         d["timing"] = self.timing.to_dict() if self.timing else None
-        for key in ("training", "roofline"):
+        for key in ("training", "roofline", "deploy"):
             value = getattr(self, key)
             if value is None:
                 del d[key]
@@ -416,6 +460,8 @@ def entry_from_dict(d: dict) -> Report | ErrorEntry:
     if d.get("nodes") is not None:
         d["nodes"] = [NodeRow(**_known(NodeRow, x)) for x in d["nodes"]]
     d["memory"] = Memory.from_dict(d["memory"])
+    if d.get("deploy") is not None:
+        d["deploy"] = Deploy.from_dict(d["deploy"])
     if d.get("training") is not None:
         d["training"] = Training.from_dict(d["training"])
     if d.get("roofline") is not None:

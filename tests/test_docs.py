@@ -30,7 +30,7 @@ from fusioncli import registry
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 LINKED = ("docs/benchmarks.md", "docs/internals.md", "CONTRIBUTING.md", "docs/counting.md", "docs/necks.md",
-          "docs/sweeps.md", "docs/user-blocks.md", "docs/limits.md")
+          "docs/sweeps.md", "docs/user-blocks.md", "docs/limits.md", "docs/deploy.md")
 MAX_LINES = 350  # ~300 asked (issue 16); the generated block and neck tables take 36 lines
 
 sys.path.insert(0, str(ROOT / "docs"))

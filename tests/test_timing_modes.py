@@ -19,7 +19,7 @@ SMALL = dict(inputs=["8x8x8", "8x8x8"], out=8, min_time=0.02)
     TimingMode(),
     TimingMode(backward=True),
     TimingMode(channels_last=True),
-    TimingMode(compile=True, compile_backend="eager"),
+    TimingMode(backend="compile", compile_backend="eager"),
 ], ids=["forward", "backward", "channels_last", "compile"])
 def test_modes_run_on_cpu(mode):
     r = analyze("gated", timing_mode=mode, **SMALL)

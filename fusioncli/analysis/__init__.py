@@ -22,7 +22,8 @@ from torchinfo import summary
 
 from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
-from ..report import Bytes, Cost, Layer, Memory, NodeRow, Report, Timing
+from ..deploy import ExportSettings
+from ..report import Bytes, Cost, Deploy, Layer, Memory, NodeRow, Report, Timing
 from ..spec import Spec, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
@@ -194,18 +195,31 @@ def _layers(stats, root: torch.nn.Module, depth: int) -> list[Layer]:
 
 
 def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: float, mode: TimingMode,
-          work: tuple[int, int], max_time: float | None = None) -> tuple[Timing, dict[str, float] | None]:
+          work: tuple[int, int], max_time: float | None = None, export: ExportSettings | None = None
+          ) -> tuple[Timing, dict[str, float] | None, Deploy | None]:
     """Build the block on the real device and time it; add the throughput of ``work``, the (FLOPs, bytes)
     of what is timed (forward, or forward + backward). For a neck timed in plain forward mode, also each
-    node's median time inside it."""
+    node's median time inside it. With the onnxruntime backend, the block is exported and timed in ONNX
+    Runtime (and the deployment check is returned too)."""
     spec = r.spec
-    build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
-    real = build(r, device, build_dtype)
-    args, kwargs = make_inputs(spec, device, build_dtype)
-    t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, max_time=max_time, mode=mode,
-                     dtype=tdtype)
-    nodes = None
-    if _neck_nodes(real) and mode == TimingMode():
+    nodes = deployed = None
+    if mode.backend == "onnxruntime":
+        from .export import deploy_check
+
+        deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=threads,
+                                min_time=min_time, max_time=max_time)
+        if deployed.timing is None:
+            op = f" ({deployed.failing_op})" if deployed.failing_op else ""
+            raise RunError(f"{spec.name}: --backend onnxruntime: ONNX {deployed.stage} failed{op}: {deployed.error}",
+                           field="--backend")
+        t = deployed.timing
+    else:
+        build_dtype = torch.float32 if mode.autocast else tdtype  # autocast keeps float32 weights and inputs
+        real = build(r, device, build_dtype)
+        args, kwargs = make_inputs(spec, device, build_dtype)
+        t = time_forward(real, args, kwargs, threads=threads, min_time=min_time, max_time=max_time, mode=mode,
+                         dtype=tdtype)
+    if mode == TimingMode() and _neck_nodes(real):
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
@@ -220,7 +234,7 @@ def _time(r: Recipe, device: str, tdtype: torch.dtype, threads: int, min_time: f
         gflops_per_s=flops / seconds / 1e9 if seconds > 0 else None,
         gbytes_per_s=nbytes / seconds / 1e9 if seconds > 0 else None,
         samples_per_s=spec.batch / seconds if seconds > 0 else None,
-    ), nodes
+    ), nodes, deployed
 
 
 class _ForwardFailed(Exception):
@@ -390,6 +404,8 @@ def analyze(
     optimizer: str = "adam",
     input_grad: bool = True,
     before_timing: Callable[[], None] | None = None,
+    deploy: bool = False,
+    export: ExportSettings | None = None,
 ) -> Report:
     """Analyse one block.
 
@@ -410,6 +426,10 @@ def analyze(
     inputs need no gradient. A timed report gets its place under this machine's roofline
     (:mod:`.roofline`). ``before_timing`` is called once everything but the timing has succeeded
     (the command line says there whether the machine is busy).
+
+    ``deploy=True`` adds :class:`fusioncli.report.Deploy` (ONNX export, ops, ONNX Runtime outputs and latency;
+    needs ``fusioncli[deploy]``); ``export`` sets the exporter, opset and dynamic axes, also those of
+    ``timing_mode.backend == "onnxruntime"``.
     """
     spec = as_spec(spec, inputs=inputs, out=out, options=options, batch=batch, pack=pack)
     check_device(device, dtype)
@@ -428,8 +448,19 @@ def analyze(
     if mode.autocast and tdtype == torch.float32:
         raise SpecError("--autocast: needs --dtype bfloat16 or float16 (autocast to float32 changes nothing)",
                         field="--autocast")
+    ort_timed = time and mode.backend == "onnxruntime"
+    if ort_timed:
+        for flag, on in (("--backward", mode.backward), ("--channels-last", mode.channels_last),
+                         ("--autocast", mode.autocast)):
+            if on:
+                raise SpecError(f"{flag}: not with --backend onnxruntime (it times the exported forward); allowed "
+                                "with --backend eager or compile", field=flag)
+    if deploy or ort_timed:
+        from .export import check as check_export
 
-    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck, threads=threads, force=force)
+        check_export(export or ExportSettings(), tdtype, device, "--deploy" if deploy else "--backend")
+
+    guard.check_spec(spec, dtype, device=device, real_run=time or crosscheck or deploy, threads=threads, force=force)
     r = recipe(spec)
     if spec.builtin:
         with guard.meta_errors(spec.name):
@@ -472,7 +503,7 @@ def analyze(
         uncounted_ops=counts.uncounted,
     )
 
-    for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck else [])):
+    for real_device in dict.fromkeys(([device] if time else []) + (["cpu"] if crosscheck or deploy else [])):
         guard.check_memory(spec.name, memory, cost.bytes.written, device=real_device, dtype=dtype, mode=mode,
                            force=force)
 
@@ -506,15 +537,16 @@ def analyze(
     if time and mode.backward and not training.backward.bytes.total:
         raise SpecError(f"--backward: {spec.name} has nothing to differentiate here (no trainable parameter"
                         + (", and --no-input-grad)" if not input_grad else ")"), field="--backward")
-    timing = node_latency = roof = None
+    timing = node_latency = roof = deployed = None
+    nthreads = threads or torch.get_num_threads()
     if time:
         if before_timing is not None:
             before_timing()
-        nthreads = threads or torch.get_num_threads()
         work = (training.step_flops, cost.bytes.total + training.backward.bytes.total) if mode.backward \
             else (cost.flops, cost.bytes.total)
         try:
-            timing, node_latency = _time(r, device, tdtype, nthreads, min_time, mode, work, max_time)
+            timing, node_latency, deployed = _time(r, device, tdtype, nthreads, min_time, mode, work, max_time,
+                                                   export)
         except FusionError:
             raise
         except torch.OutOfMemoryError as e:
@@ -528,6 +560,20 @@ def analyze(
         from . import roofline
 
         roof = roofline.place(*work, timing.median_ms / 1e3, roofline.machine(device, dtype, nthreads))
+    if deploy and deployed is None:
+        from .export import deploy_check
+
+        try:
+            deployed = deploy_check(r, export or ExportSettings(), device=device, dtype=tdtype, threads=nthreads,
+                                    min_time=min_time if time else None, max_time=max_time)
+        except FusionError:
+            raise
+        except Exception as e:  # the eager forward on cpu, before any export (export failures are the report's)
+            if not spec.builtin:
+                raise userblock.forward_error(e, spec, f"on cpu ({dtype}) for --deploy") from e
+            raise RunError(f"{spec.name}: --deploy: forward failed on cpu ({dtype}): {str(e).splitlines()[0]}") from e
+        if deployed.timing and timing and timing.backend == "eager":
+            deployed = replace(deployed, latency_ratio=deployed.timing.median_ms / timing.median_ms)
 
     return Report(
         name=spec.name,
@@ -552,6 +598,7 @@ def analyze(
         nodes=_node_rows(counted, node_latency),
         training=training,
         roofline=roof,
+        deploy=deployed if deploy else None,
     )
 
 

@@ -37,10 +37,14 @@ NOISY_CV = 0.10  # a coefficient of variation above this is flagged
 class TimingMode:
     backward: bool = False
     channels_last: bool = False
-    compile: bool = False
+    backend: str = "eager"  # one of fusioncli.deploy.BACKENDS
     compile_backend: str = "inductor"
     autocast: bool = False  # low precision by autocast (weights stay float32) instead of casting
     input_grad: bool = True  # backward: the inputs need gradients (False: a first layer)
+
+    @property
+    def compile(self) -> bool:
+        return self.backend == "compile"
 
     @property
     def name(self) -> str:
@@ -172,6 +176,23 @@ def time_forward(
             torch.cuda.synchronize()
         compile_ms = (time.perf_counter() - t0) * 1e3
 
+    times, number, capped = run_loop(step, threads=threads, min_time=min_time, max_time=max_time, min_runs=min_runs,
+                                     max_runs=max_runs, warmup=warmup,
+                                     before_runs=torch.cuda.reset_peak_memory_stats if cuda else None)
+    t = summarize(
+        times, calls=number * len(times), threads=threads, warmup=warmup, mode=mode.name,
+        channels_last=mode.channels_last, compiled=mode.compile, compile_ms=compile_ms,
+        cuda_peak_bytes=torch.cuda.max_memory_allocated() if cuda else None, backend=mode.backend,
+    )
+    return replace(t, capped=True) if capped else t
+
+
+def run_loop(step, *, threads: int, min_time: float, max_time: float | None = None, min_runs: int = 7,
+             max_runs: int = 200, warmup: int = 3, before_runs=None) -> tuple[list[float], int, bool]:
+    """Time ``step()``: ``warmup`` calls, then at least ``min_runs`` runs of ``number`` calls each until
+    ``min_time`` has passed (``max_time`` caps them, at least 2 runs). Returns the per-call seconds of
+    each run, ``number`` and whether ``max_time`` stopped the runs before ``min_runs``. Every backend
+    (eager, compiled, ONNX Runtime) is timed by this loop; ``before_runs`` is called after the warm-up."""
     from torch.utils.benchmark import Timer  # imports setuptools (~0.5 s): only when timing
 
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=threads)
@@ -182,8 +203,8 @@ def time_forward(
     # the warm-up includes the slow first calls: re-estimate from one more call
     per_call = min(per_call, timer.timeit(1).mean)
     number = max(1, int(min_time / (2 * min_runs) / per_call))
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
+    if before_runs is not None:
+        before_runs()
     times: list[float] = []
     start = time.perf_counter()
     capped = False
@@ -192,9 +213,4 @@ def time_forward(
             capped = len(times) < min_runs
             break
         times.append(timer.timeit(number).mean)
-    t = summarize(
-        times, calls=number * len(times), threads=threads, warmup=warmup, mode=mode.name,
-        channels_last=mode.channels_last, compiled=mode.compile, compile_ms=compile_ms,
-        cuda_peak_bytes=torch.cuda.max_memory_allocated() if cuda else None,
-    )
-    return replace(t, capped=True) if capped else t
+    return times, number, capped

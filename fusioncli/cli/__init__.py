@@ -16,7 +16,7 @@ from .. import __version__
 from .state import state
 
 # command -> the module that declares it, in the order `fusion --help` lists them
-COMMANDS = {"inspect": "analyze", "compare": "analyze", "blocks": "listing", "presets": "listing",
+COMMANDS = {"inspect": "analyze", "compare": "analyze", "export": "export", "blocks": "listing", "presets": "listing",
             "explain": "listing", "sweep": "sweep", "merge": "sweep", "schema": "schema", "machine": "machine"}
 
 

@@ -48,6 +48,7 @@ def _setup(run: RunOptions):
     from ..limits import check_threads
 
     check_threads(run.threads)
+    run.check_deploy()  # the extra, before torch: one line naming it
     analysis = state.import_module("fusioncli.analysis")  # torch: here, not at start-up
     analysis.check_device(run.device.value, run.dtype.value)
     if run.threads:

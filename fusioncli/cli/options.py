@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
+from ..deploy import BACKENDS, DEFAULT_OPSET, EXPORTERS
 from ..limits import DTYPE_BYTES, OPTIMIZER_STATES
 from ..pareto import METRICS, SORT_KEYS
 from ..render.formats import FORMATS, STREAM_FORMATS
@@ -21,6 +22,8 @@ from ..render.formats import FORMATS, STREAM_FORMATS
 Format = Enum("Format", {f: f for f in FORMATS}, type=str)
 SweepFormat = Enum("SweepFormat", {f: f for f in (*FORMATS, *STREAM_FORMATS)}, type=str)
 DType = Enum("DType", {d: d for d in DTYPE_BYTES}, type=str)
+Backend = Enum("Backend", {b: b for b in BACKENDS}, type=str)
+Exporter = Enum("Exporter", {e: e for e in EXPORTERS}, type=str)
 Optimizer = Enum("Optimizer", {o: o for o in OPTIMIZER_STATES}, type=str)
 
 
@@ -104,7 +107,18 @@ NoInputGradOpt = Annotated[bool, typer.Option(
     "--no-input-grad", help="The inputs need no gradient (a first layer): --train and --backward skip it.")]
 ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="Time with channels_last memory format.")]
 CompileOpt = Annotated[bool, typer.Option(
-    "--compile", help="Time torch.compile(block); the compiling first call is reported as compile_ms.")]
+    "--compile", help="Short for --backend compile: time torch.compile(block); the compiling first call is reported "
+    "as compile_ms.")]
+BackendOpt = Annotated[Backend, typer.Option(
+    "--backend", help="What runs the timed forward: eager, compile (torch.compile) or onnxruntime (the block "
+    "exported to ONNX, run by ONNX Runtime; needs the extra fusioncli\\[deploy]).")]
+DeployOpt = Annotated[bool, typer.Option(
+    "--deploy", help="Also export to ONNX and report: exported or why not, the ONNX op histogram, ops ONNX Runtime "
+    "lacks, its outputs against eager, its latency and ratio to eager (needs fusioncli\\[deploy]).")]
+ExporterOpt = Annotated[Exporter, typer.Option(
+    "--exporter", help="torch.onnx.export's exporter: torchscript (torch 2.4-2.13) or dynamo (torch 2.5+, needs "
+    "onnxscript).")]
+OpsetOpt = Annotated[int, typer.Option("--opset", metavar="N", help="ONNX opset of the export.")]
 CompileBackendOpt = Annotated[str, typer.Option("--compile-backend", metavar="NAME",
                                                 help="torch.compile backend (inductor, aot_eager, eager).")]
 AutocastOpt = Annotated[bool, typer.Option(
@@ -149,6 +163,10 @@ class RunOptions:
     compile: CompileOpt = False
     compile_backend: CompileBackendOpt = "inductor"
     autocast: AutocastOpt = False
+    backend: BackendOpt = Backend.eager
+    deploy: DeployOpt = False
+    exporter: ExporterOpt = Exporter.torchscript
+    opset: OpsetOpt = DEFAULT_OPSET
     quiet: QuietOpt = False
     force: ForceOpt = False
     output: OutputOpt = None
@@ -186,17 +204,39 @@ class RunOptions:
             check_inputs_fit(spec, self.dtype.value, device=self.device.value, force=self.force)
         return spec
 
+    @property
+    def timing_backend(self) -> str:
+        """``--backend``, with ``--compile`` as its short form (one source of truth: ``TimingMode.backend``)."""
+        if self.compile and self.backend.value == "onnxruntime":
+            from ..errors import SpecError
+
+            raise SpecError("--compile: short for --backend compile, so not with --backend onnxruntime; use one of "
+                            "them", field="--compile")
+        return "compile" if self.compile else self.backend.value
+
+    def check_deploy(self, field: str | None = None):
+        """Before torch is imported: the export settings, and the deploy extra when the run needs it.
+        Returns the :class:`fusioncli.deploy.ExportSettings`."""
+        from ..deploy import ExportSettings, require_extra
+
+        settings = ExportSettings.parse(self.exporter.value, self.opset)
+        field = field or ("--deploy" if self.deploy else "--backend" if self.timing_backend == "onnxruntime" and
+                          not self.no_time else None)
+        if field:
+            require_extra(field, exporter=settings.exporter)
+        return settings
+
     def analyze_keywords(self) -> dict[str, Any]:
         """The :func:`fusioncli.analysis.analyze` keywords of this run."""
         from ..analysis.timing import TimingMode
 
-        mode = TimingMode(backward=self.backward, channels_last=self.channels_last, compile=self.compile,
+        mode = TimingMode(backward=self.backward, channels_last=self.channels_last, backend=self.timing_backend,
                           compile_backend=self.compile_backend, autocast=self.autocast,
                           input_grad=not self.no_input_grad)
         return dict(device=self.device.value, dtype=self.dtype.value, threads=self.threads, time=not self.no_time,
                     depth=self.depth, min_time=self.min_time, max_time=self.max_time, crosscheck=self.crosscheck,
                     timing_mode=mode, force=self.force, train=self.train, optimizer=self.optimizer.value,
-                    input_grad=not self.no_input_grad)
+                    input_grad=not self.no_input_grad, deploy=self.deploy, export=self.check_deploy())
 
 
 def run_options(*, omit: tuple[str, ...] = (), defaults: dict[str, Any] | None = None):

@@ -119,15 +119,17 @@ def _mode_for(target: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | None) -> Iterator[TextIO]:
-    """A text stream that becomes FILE only when the block completes (stdout without ``path``)."""
+def atomic_output(path: str | None, *, binary: bool = False) -> Iterator[TextIO]:
+    """A text stream (``binary``: a bytes stream) that becomes FILE only when the block completes (stdout
+    without ``path``)."""
     if path is None:
-        yield sys.stdout
+        yield sys.stdout.buffer if binary else sys.stdout
         return
     target = Path(path)
+    how = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
     if _is_special(target):  # written in place: there is nothing to replace atomically
         try:
-            with open(target, "w", encoding="utf-8", newline="") as stream:
+            with open(target, **how) as stream:
                 yield stream
         except OSError as e:
             raise RunError(f"--output: cannot write {path!r}: {e.strerror or e}", field="--output") from None
@@ -139,7 +141,7 @@ def atomic_output(path: str | None) -> Iterator[TextIO]:
     except OSError as e:
         raise RunError(f"--output: cannot write {path!r}: {e.strerror or e}", field="--output") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+        with os.fdopen(fd, **how) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

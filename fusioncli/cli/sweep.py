@@ -139,7 +139,7 @@ class _Runner:
 
 
 @app.command("sweep")
-@run_options(omit=("crosscheck",), defaults={"depth": 1})
+@run_options(omit=("crosscheck", "deploy"), defaults={"depth": 1})
 def sweep_cmd(specs: SpecsArg, vary: VaryOpt = None, shard: ShardOpt = None, *, plot: PlotOpt = None,
               fmt: SweepFormatOpt = SweepFormat.table, as_json: JsonOpt = False, run: RunOptions) -> None:
     """Run SPECs over a grid of sizes, widths, batch sizes or options, and fit how each cost scales.

@@ -15,7 +15,7 @@ from ..sweep import exponent_table
 from .formats import printable
 from .rows import header, is_best, summary_rows, used_columns
 
-TEXT_COLUMNS = ("name", "block", "inputs", "outputs", "error")
+TEXT_COLUMNS = ("name", "block", "inputs", "outputs", "error", "onnx_status", "onnx_ops", "onnx_error")
 
 
 def _cell(value) -> str:
@@ -24,7 +24,7 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         return "✓" if value else ""
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.1e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
     if isinstance(value, int):
         return f"{value:,}"
     return printable(value).replace("|", "\\|")

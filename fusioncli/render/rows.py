@@ -16,6 +16,9 @@ COLUMNS = (
     "backward_macs", "backward_flops", "train_peak_bytes",
     "params_ratio", "macs_ratio", "flops_ratio", "latency_ratio", "pareto", "error",
 )
+#: with --deploy: the ONNX export and ONNX Runtime (fusioncli.report.Deploy), after the eager figures
+DEPLOY_COLUMNS = ("onnx_status", "onnx_nodes", "onnx_ops", "ort_latency_median_ms", "ort_latency_iqr_ms", "ort_runs",
+                  "ort_to_eager", "ort_max_rel_diff", "onnx_error")
 #: column -> the metric of fusioncli.pareto whose lowest value Envelope.best names
 BEST_COLUMNS = {m.column: name for name, m in METRICS.items()}
 VARIABLE_HEADERS = {"size": "size (H of input 1, px)", "channels": "channels (C of input 1)", "batch": "batch",
@@ -57,8 +60,18 @@ def summary_rows(envelope: Envelope) -> list[dict]:
             "latency_ratio": ratio.get("latency_ms"),
             "pareto": (r.name in envelope.pareto_front) if envelope.pareto_metrics is not None else None,
             "error": None,
+            **(deploy_cells(r.deploy) if r.deploy else {}),
         })
     return rows
+
+
+def deploy_cells(d) -> dict:
+    t = d.timing
+    return {"onnx_status": d.stage if d.stage == "ok" else f"failed at {d.stage}", "onnx_nodes": sum(d.ops.values()),
+            "onnx_ops": " ".join(f"{k}:{v}" for k, v in d.ops.items()),
+            "ort_latency_median_ms": round(t.median_ms, 4) if t else None,
+            "ort_latency_iqr_ms": round(t.iqr_ms, 4) if t else None, "ort_runs": t.runs if t else None,
+            "ort_to_eager": d.latency_ratio, "ort_max_rel_diff": d.max_rel_diff, "onnx_error": d.error}
 
 
 HEADERS = {
@@ -71,6 +84,10 @@ HEADERS = {
     "train_peak_bytes": "training step peak (B)",
     "params_ratio": "params (x baseline)", "macs_ratio": "MACs (x baseline)", "flops_ratio": "FLOPs (x baseline)",
     "latency_ratio": "latency (x baseline)", "pareto": "Pareto front", "error": "error",
+    "onnx_status": "ONNX export", "onnx_nodes": "ONNX nodes (count)", "onnx_ops": "ONNX ops (op:count)",
+    "ort_latency_median_ms": "ONNX Runtime median (ms)", "ort_latency_iqr_ms": "ONNX Runtime IQR (ms)",
+    "ort_runs": "ONNX Runtime runs", "ort_to_eager": "ONNX Runtime (x eager)",
+    "ort_max_rel_diff": "ONNX Runtime max rel. diff", "onnx_error": "ONNX error",
 }
 
 
@@ -107,4 +124,6 @@ def used_columns(envelope: Envelope) -> list[str]:
         cols = [c for c in cols if c not in ("backward_macs", "backward_flops", "train_peak_bytes")]
     if envelope.sweep:
         cols[1:1] = [f"vary:{v}" for v in envelope.sweep.get("vary", {})]
+    if any(getattr(r, "deploy", None) for r in envelope.reports):
+        cols += DEPLOY_COLUMNS
     return cols

@@ -283,6 +283,61 @@ def _crosscheck(r: Report) -> Table:
     return t
 
 
+def _ops_text(ops: dict[str, int]) -> str:
+    n = sum(ops.values())
+    return f"{n} node{'s' * (n != 1)}: " + ", ".join(f"{txt(k)}:{v}" for k, v in ops.items())  # op:count never wraps
+
+
+def _deploy(r: Report) -> Table:
+    """The deployment check of one report: export, ops, ONNX Runtime outputs against eager, latency."""
+    d = r.deploy
+    t = Table(title=f"Deployment (ONNX opset {d.opset}, {d.exporter} exporter; ONNX Runtime {d.provider})",
+              header_style="bold")
+    t.add_column("check")
+    t.add_column("result", overflow="fold")
+    t.add_row("exported", f"yes, {d.file_bytes:,} bytes" if d.exported else f"[red]no[/red]: {txt(d.error)}")
+    if d.exported:
+        t.add_row("onnx.checker", "passed" if d.stage != "checker" else f"[red]failed[/red]: {txt(d.error)}")
+        t.add_row("ONNX ops", _ops_text(d.ops))
+        t.add_row("ops without an ONNX Runtime kernel", ", ".join(map(txt, d.unsupported_ops)) or "none")
+    if d.stage in ("session", "run"):
+        t.add_row("[red]ONNX Runtime failed[/red]", txt(d.error))
+    if d.max_abs_diff is not None:
+        t.add_row("outputs vs eager (max abs | rel.)", f"{d.max_abs_diff:.3g} | {d.max_rel_diff:.3g}")
+    if d.timing:
+        tm = d.timing
+        threads = f"{tm.threads} thread" + "s" * (tm.threads != 1)
+        t.add_row("ONNX Runtime latency, median ± IQR (ms)", f"{tm.median_ms:.3f} ± {tm.iqr_ms:.3f} (min "
+                  f"{tm.min_ms:.3f}, CV {tm.cv:.1%}, {tm.runs} runs / {tm.calls} calls, {threads})")
+        t.add_row("ONNX Runtime / eager latency", ratio(d.latency_ratio))
+    if d.failing_op:
+        t.add_row("failing op", txt(d.failing_op))
+    return t
+
+
+def _deploy_compare(env: Envelope) -> Table:
+    """Every design's deployment check in one table: export status, ONNX ops, ONNX Runtime latency and ratio."""
+    first = next(r.deploy for r in env.reports if isinstance(r, Report) and r.deploy)
+    t = Table(title=f"Deployment (ONNX opset {first.opset}, {first.exporter}; ONNX Runtime "
+              f"{first.provider.replace('ExecutionProvider', '')}; x: ORT / eager)", header_style="bold")
+    t.add_column("name", no_wrap=True)
+    t.add_column("export", no_wrap=True)
+    t.add_column("ONNX ops", overflow="fold")
+    t.add_column("ORT ms", justify="right", no_wrap=True)
+    for r in env.reports:
+        d = r.deploy if isinstance(r, Report) else None
+        if d is None:
+            t.add_row(txt(r.name), "[red]error[/red]", "-", "-")
+            continue
+        status = "ok" if d.stage == "ok" else f"[red]no ({d.stage})[/red]"
+        ops = _ops_text(d.ops) if d.ops else "-"
+        if d.unsupported_ops:
+            ops += f"\n[red]no ORT kernel: {', '.join(map(txt, d.unsupported_ops))}[/red]"
+        lat = f"{d.timing.median_ms:.3f}\n± {d.timing.iqr_ms:.3f} {ratio(d.latency_ratio)}" if d.timing else "-"
+        t.add_row(txt(r.name), status, ops, lat)
+    return t
+
+
 def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool) -> None:
     console.print(f"[bold]{txt(r.name)}[/bold]  block [cyan]{txt(r.block)}[/cyan]"
                   + (f"  ({txt(r.source)})" if r.source else ""))
@@ -307,6 +362,8 @@ def render_inspect(console: Console, r: Report, *, by_op: bool, by_module: bool)
             console.print(table)
     if r.crosscheck:
         console.print(_crosscheck(r))
+    if r.deploy:
+        console.print(_deploy(r))
     if by_op:
         console.print(_breakdown("Cost by aten op (aten. left out)", r.cost.by_op))
     if by_module:
@@ -359,6 +416,12 @@ def render_compare(console: Console, env: Envelope) -> None:
                   *([mark("latency", r.name, lat)] if timed else []),
                   *(["✓" if r.name in env.pareto_front else ""] if pareto else []))
     console.print(t)
+    if any(r.deploy for r in ok):
+        console.print(_deploy_compare(env))
+        for r in ok:
+            if r.deploy and r.deploy.error:
+                op = f" ({txt(r.deploy.failing_op)})" if r.deploy.failing_op else ""
+                console.print(f"[red]{txt(r.name)}: ONNX {r.deploy.stage} failed{op}: {txt(r.deploy.error)}[/red]")
     necks = [r for r in ok if r.nodes is not None]
     if len(necks) > 1:
         for metric in ("params", "macs"):
@@ -386,7 +449,8 @@ def render_compare(console: Console, env: Envelope) -> None:
     if first:
         console.print(f"[dim]Shapes without the batch (batch {first.inputs[0][0]}); params in count; MACs = multiply-"
                       f"accumulates; FLOPs: {first.cost.convention.split(':')[0]} convention (see README)"
-                      + ("; latency: median ± IQR over timed runs" if timed else "") + "[/dim]")
+                      + ("; latency: median ± IQR over timed runs" if timed else "")
+                      + "".join(f" ({b})" for b in {r.timing.backend for r in ok if r.timing} - {"eager"}) + "[/dim]")
 
 
 def render_table(env: Envelope, out: TextIO, *, width: int | None = None, by_op: bool = False,
