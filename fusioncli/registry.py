@@ -97,6 +97,19 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Multi-head cross-attention: queries from X1, keys/values from X2, residual",
               "cross-attention fusion (e.g. Chen et al., CrossViT, ICCV 2021)", ("64x16x16", "64x8x8"), 64,
               ("32x16x16", "96x8x8")),
+    # --- second wave, part A (issue 19): CSP fusions, channel attention; see ../shared/BLOCKS.md
+    BlockInfo("c2f", "csp:C2fFusion", "Concat, then YOLOv8's C2f: 1x1, split, n bottlenecks, concat every stage, 1x1",
+              "Ultralytics YOLOv8, 2023 (ultralytics nn/modules/block.py C2f)", ("512x20x20", "256x40x40"), 256,
+              ("64x8x8", "32x16x16", "16x16x16")),
+    BlockInfo("repc3", "csp:RepC3Fusion", "RT-DETR CCFM fusion: concat, CSP layer of RepVGG blocks (3x3 + 1x1 branches)",
+              "Zhao et al., DETRs Beat YOLOs on Real-time Object Detection (RT-DETR), CVPR 2024",
+              ("256x20x20", "256x40x40"), 256, ("64x16x16", "96x8x8")),
+    BlockInfo("eca", "attention:ECAFusion", "Concat, 1x1 conv, efficient channel attention: 1-D conv over pooled channels (variant=reference: k=3)",
+              "Wang et al., ECA-Net: Efficient Channel Attention, CVPR 2020", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "96x8x8")),
+    BlockInfo("coordatt", "attention:CoordAttFusion", "Concat, 1x1 conv, coordinate attention: pooled along H and W, two directional gates",
+              "Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "96x8x8")),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable

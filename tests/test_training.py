@@ -77,7 +77,7 @@ def _weight_macs(kind: str, scale: int) -> tuple[int, int]:
             weights += o.numel() * m.weight[0].numel()  # each output element: Cin/groups x kernel MACs
 
     for m in model.modules():
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
             hooks.append(m.register_forward_hook(hook))
     args, kwargs = analysis.make_inputs(spec, "cpu", torch.float32)
     with torch.no_grad():

@@ -1,11 +1,15 @@
-"""Channel-attention fusion: concatenate, project with a 1x1 conv, then re-weight with SE or CBAM.
+"""Channel-attention fusion: concatenate, project with a 1x1 conv, then re-weight (SE, CBAM, ECA, CoordAtt).
 
 Papers: Hu, Shen, Sun, *Squeeze-and-Excitation Networks*, CVPR 2018 (``se``);
-Woo, Park, Lee, Kweon, *CBAM: Convolutional Block Attention Module*, ECCV 2018 (``cbam``).
+Woo, Park, Lee, Kweon, *CBAM: Convolutional Block Attention Module*, ECCV 2018 (``cbam``);
+Wang et al., *ECA-Net: Efficient Channel Attention*, CVPR 2020 (``eca``);
+Hou, Zhou, Feng, *Coordinate Attention for Efficient Mobile Network Design*, CVPR 2021 (``coordatt``).
 Canonical code: huggingface/pytorch-image-models ``timm/layers/squeeze_excite.py``
-(``SEModule``) and ``timm/layers/cbam.py`` (``CbamModule``, ``ChannelAttn``, ``SpatialAttn``).
+(``SEModule``) and ``timm/layers/cbam.py`` (``CbamModule``, ``ChannelAttn``, ``SpatialAttn``);
+BangguWu/ECANet ``models/eca_module.py`` (``eca_layer``) and ``models/eca_resnet.py`` (its k_size);
+houqb/CoordAttention ``coordatt.py`` (``CoordAtt``, ``h_swish``).
 
-Both blocks first fuse: ``Y = act(norm(W_p cat(X1..Xn)))``, a 1x1 conv from sum(Ci) to C
+Every block first fuses: ``Y = act(norm(W_p cat(X1..Xn)))``, a 1x1 conv from sum(Ci) to C
 (bias only with ``norm=none``; ``norm``/``act`` default to none). Then, with d the
 reduced width (below):
 
@@ -14,6 +18,13 @@ reduced width (below):
 * CBAM: channel ``Mc = sigmoid(MLP(GAP(Y)) + MLP(GMP(Y)))`` with one shared bias-free
   MLP ``W1 relu(W0 .)`` (C->d->C); ``Y' = Mc * Y``; spatial
   ``Ms = sigmoid(f7x7([mean_c(Y'); max_c(Y')]))`` (2->1 channels, no bias); ``out = Ms * Y'``.
+* ECA:  ``s = GAP(Y)`` as a 1-channel sequence of length C; ``g = sigmoid(conv1d_k(s))`` (one kernel
+  of k taps over neighbouring channels, zero padding (k-1)/2, no bias); ``out = g * Y``.
+  k = t if t is odd else t + 1, t = int(|(log2(C) + b) / gamma|), gamma = 2, b = 1 (paper, Eq. 12).
+* CoordAtt: ``z_h = mean over W`` (C x H), ``z_w = mean over H`` (C x W);
+  ``f = h_swish(BN(W1 [z_h; z_w] + b1))`` (1x1 C->m on the H+W positions, m = max(8, C // 32));
+  ``a_h = sigmoid(W_h f_h + b_h)``, ``a_w = sigmoid(W_w f_w + b_w)`` (1x1 m->C); ``out = Y * a_w * a_h``,
+  h_swish(x) = x * relu6(x + 3) / 6.
 
 Shape contract: inputs (B, Ci, Hi, Wi) aligned to the reference (H, W); output (B, C, H, W).
 
@@ -21,6 +32,8 @@ Parameters (S = sum(Ci); P = S*C + C with ``norm=none``, S*C + 2C with ``norm=bn
 
 * SE:   P + C*d + d + d*C + C
 * CBAM: P + 2*C*d + 2*k^2 (``spatial_kernel`` k = 7: 98), + 2 for the BN of variant=reference
+* ECA:  P + k
+* CoordAtt: P + C*m + m + 2m (BN) + 2*(m*C + C)
 
 Paper vs reference code
 -----------------------
@@ -31,10 +44,15 @@ CBAM's spatial branch: the paper writes ``sigmoid(f7x7(.))``; timm's ``SpatialAt
 ``ConvNormAct(2, 1, 7, apply_act=False)``, a bias-free conv followed by a BatchNorm.
 ``variant="reference"`` gives timm's widths and the BatchNorm. (The CBAM authors' own code,
 Jongchan/attention-module, differs again: MLP biases, BN momentum 0.01, [max; mean] order.)
+ECA: the paper picks k from C (above; C = 64 gives 3, C = 256 gives 5); the authors' ImageNet
+models (``eca_resnet.py``) fix ``k_size = 3`` in every stage: ``variant="reference"``.
+CoordAtt: the paper and ``coordatt.py`` agree; timm's ``CoordAttn`` (make_divisible widths, other
+activation) is not followed.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -147,3 +165,71 @@ class CBAMFusion(_ProjectedAttention):
         y = y * torch.sigmoid(avg + mx)
         m = torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], dim=1)
         return y * torch.sigmoid(run_chain(m, self.spatial, self.spatial_norm))
+
+
+def eca_kernel(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """ECA's adaptive kernel size: t = int(|(log2(C) + b) / gamma|), made odd by adding 1."""
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+class ECAFusion(_ProjectedAttention):
+    """Concat, 1x1 conv to ``out_channels``, efficient channel attention (ECANet ``eca_layer``).
+
+    Args:
+        k_size: taps of the channel conv; 0 = by variant (paper: from C; reference: 3).
+        norm, act: normalisation and activation after the 1x1 fusion conv.
+        variant: ``paper`` (k adaptive in C) or ``reference`` (ECANet's ResNets: k = 3).
+    """
+
+    kind = "eca"
+
+    def __init__(self, in_channels, out_channels, *, k_size: int = 0, norm: NormName = "none", act: ActName = "none",
+                 variant: Literal["paper", "reference"] = "paper", **align) -> None:
+        super().__init__(in_channels, out_channels, **align)
+        if k_size < 0 or (k_size and k_size % 2 == 0):
+            raise SpecError.bad("k_size", k_size, "allowed: 0 (by variant) or an odd positive integer")
+        self.variant = variant
+        self._build_projection(norm, act)
+        k = k_size or (3 if variant == "reference" else eca_kernel(out_channels))
+        self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, *xs):
+        y = self._fuse(xs)
+        s = self.conv(y.mean((2, 3)).unsqueeze(1))  # (B, 1, C): the channels as a sequence
+        return y * torch.sigmoid(s).transpose(1, 2).unsqueeze(-1)
+
+
+class CoordAttFusion(_ProjectedAttention):
+    """Concat, 1x1 conv to ``out_channels``, coordinate attention (houqb/CoordAttention ``CoordAtt``).
+
+    Args:
+        reduction: m = max(8, C // reduction) (32).
+        norm, act: normalisation and activation after the 1x1 fusion conv.
+    """
+
+    kind = "coordatt"
+
+    def __init__(self, in_channels, out_channels, *, reduction: int = 32, norm: NormName = "none",
+                 act: ActName = "none", **align) -> None:
+        super().__init__(in_channels, out_channels, **align)
+        if reduction < 1:
+            raise SpecError.bad("reduction", reduction, "allowed: a positive integer (paper: 32)")
+        self._build_projection(norm, act)
+        c = out_channels
+        m = self.mip = max(8, c // reduction)
+        self.conv1 = nn.Conv2d(c, m, kernel_size=1)
+        self.bn1 = nn.BatchNorm2d(m)
+        self.act1 = nn.Hardswish()
+        self.conv_h = nn.Conv2d(m, c, kernel_size=1)
+        self.conv_w = nn.Conv2d(m, c, kernel_size=1)
+
+    def forward(self, *xs):
+        y = self._fuse(xs)
+        h, w = y.shape[-2:]
+        z = torch.cat([y.mean(3, keepdim=True), y.mean(2, keepdim=True).transpose(2, 3)], dim=2)
+        f = self.act1(self.bn1(self.conv1(z)))
+        f_h, f_w = torch.split(f, [h, w], dim=2)
+        a_h = torch.sigmoid(self.conv_h(f_h))
+        a_w = torch.sigmoid(self.conv_w(f_w.transpose(2, 3)))
+        return y * a_w * a_h
