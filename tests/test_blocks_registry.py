@@ -23,7 +23,7 @@ IDS = [f"{k}-{c}" for k, c, _ in CASES]
 
 def build(kind, shapes, out=None):
     torch.manual_seed(0)
-    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out)
+    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out, **registry.shape_options(kind, shapes))
 
 
 def inputs(shapes, batch=2, device="cpu"):
@@ -71,7 +71,8 @@ def test_meta_counting_equals_real_counting(kind, cfg, shapes):
     for device in ("meta", "cpu"):
         torch.manual_seed(0)
         with torch.device(device):
-            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out).eval()
+            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out,
+                                  **registry.shape_options(kind, shapes)).eval()
         xs = [torch.empty((1, *s), device=device).normal_() if device == "cpu" else torch.empty((1, *s), device="meta")
               for s in shapes]
         with torch.no_grad(), CostCounter() as c:

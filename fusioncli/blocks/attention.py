@@ -27,6 +27,8 @@ reduced width (below):
   h_swish(x) = x * relu6(x + 3) / 6.
 
 Shape contract: inputs (B, Ci, Hi, Wi) aligned to the reference (H, W); output (B, C, H, W).
+SE also takes volumes (CxDxHxW, ``dims=3``, set by the inputs' rank): 1x1x1 Conv3d layers, GAP over
+D, H and W (the channel SE of 3-D segmentation nets, e.g. pytorch-3dunet ``unet3d/se.py``).
 
 Parameters (S = sum(Ci); P = S*C + C with ``norm=none``, S*C + 2C with ``norm=bn``):
 
@@ -59,7 +61,7 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
-from .base import ActName, FusionBlock, NormName, create_act, create_norm, run_chain
+from .base import ActName, Dims, FusionBlock, NormName, check_dims, conv_nd, create_act, create_norm, run_chain
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
@@ -87,9 +89,9 @@ class _ProjectedAttention(FusionBlock):
 
     min_inputs = 1
 
-    def _build_projection(self, norm: str, act: str) -> None:
-        self.proj = nn.Conv2d(sum(self.in_channels), self.out_channels, kernel_size=1, bias=norm == "none")
-        self.norm = create_norm(norm, self.out_channels)
+    def _build_projection(self, norm: str, act: str, dims: int = 2) -> None:
+        self.proj = conv_nd(dims)(sum(self.in_channels), self.out_channels, kernel_size=1, bias=norm == "none")
+        self.norm = create_norm(norm, self.out_channels, dims)
         self.act = create_act(act)
 
     def _fuse(self, xs) -> torch.Tensor:
@@ -107,23 +109,27 @@ class SEFusion(_ProjectedAttention):
     """
 
     kind = "se"
+    takes_volumes = True
 
     def __init__(self, in_channels, out_channels, *, rd_ratio: float = 1 / 16, norm: NormName = "none",
-                 act: ActName = "none", variant: Literal["paper", "reference"] = "paper", **align) -> None:
+                 act: ActName = "none", variant: Literal["paper", "reference"] = "paper", dims: Dims = 2,
+                 **align) -> None:
         super().__init__(in_channels, out_channels, **align)
         _check_ratio(rd_ratio)
+        self.dims = check_dims(self, dims)
         self.variant = variant
-        self._build_projection(norm, act)
+        self._build_projection(norm, act, dims)
         c = out_channels
         d = make_divisible(c * rd_ratio, 8, round_limit=0.0) if variant == "reference" else paper_width(c, rd_ratio)
         self.rd_channels = d
-        self.fc1 = nn.Conv2d(c, d, kernel_size=1, bias=True)
+        self._spatial = tuple(range(2, 2 + dims))  # configuration, not a module
+        self.fc1 = conv_nd(dims)(c, d, kernel_size=1, bias=True)
         self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(d, c, kernel_size=1, bias=True)
+        self.fc2 = conv_nd(dims)(d, c, kernel_size=1, bias=True)
 
     def forward(self, *xs):
         y = self._fuse(xs)
-        s = self.fc2(self.relu(self.fc1(y.mean((2, 3), keepdim=True))))
+        s = self.fc2(self.relu(self.fc1(y.mean(self._spatial, keepdim=True))))
         return y * torch.sigmoid(s)
 
 
