@@ -466,11 +466,23 @@ class CoordAtt(Twin):
         return y * torch.sigmoid(self.conv_w(f_w.transpose(2, 3))) * torch.sigmoid(self.conv_h(f_h))
 
 
+class FiLM(Twin):
+    """gamma, beta = linear(z) split in two; gamma * X + beta per channel."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.film = layer(b.film, functional)
+
+    def forward(self, x, z):
+        gamma, beta = self.film(z).chunk(2, dim=1)
+        return gamma[:, :, None, None] * x + beta[:, :, None, None]
+
+
 HANDWRITTEN: dict[str, type[Twin]] = {
     "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
-    "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt,
+    "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt, "film": FiLM,
 }
 
 

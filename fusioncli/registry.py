@@ -145,6 +145,9 @@ BLOCKS: tuple[BlockInfo, ...] = (
     BlockInfo("coordatt", "attention:CoordAttFusion", "Concat, 1x1 conv, coordinate attention: pooled along H and W, two directional gates",
               "Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021", ("64x32x32", "64x32x32"), 64,
               ("32x16x16", "96x8x8")),
+    BlockInfo("film", "film:FiLMFusion", "FiLM: a vector (2nd input) gives per-channel gamma, beta by a linear layer; gamma*X + beta (variant=reference: 1+gamma)",
+              "Perez et al., FiLM: Visual Reasoning with a General Conditioning Layer, AAAI 2018", ("128x14x14", "4096"), 128,
+              ("128x9x7", "24"), ((3, 1),)),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable
