@@ -75,7 +75,7 @@ def layer(m: nn.Module, functional: bool) -> nn.Module | Callable:
     if t is nn.AdaptiveAvgPool2d:
         size = m.output_size
         return lambda x: F.adaptive_avg_pool2d(x, size)
-    if t is nn.Sequential:
+    if issubclass(t, nn.Sequential):  # and fusion's Chain
         fs = [layer(c, True) for c in m if type(c) is not nn.Identity]
 
         def chain(x):
@@ -478,11 +478,37 @@ class FiLM(Twin):
         return gamma[:, :, None, None] * x + beta[:, :, None, None]
 
 
+class HRNet(Twin):
+    """Four branches; output i = relu(sum_j F_ij(X_j)): 1x1 + BN + bilinear resize from coarser branches,
+    chains of stride-2 3x3 + BN (+ ReLU but the last) from finer ones (seg_hrnet.py fuse_layers)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.f = [[None if type(m) is nn.Identity else layer(m, functional) for m in row] for row in b.fuse_layers]
+        if not functional:
+            self.rows = nn.ModuleList(nn.ModuleList(m for m in row if m is not None) for row in self.f)
+
+    def forward(self, x1, x2, x3, x4):
+        xs, outs = (x1, x2, x3, x4), []
+        for i, row in enumerate(self.f):
+            size = xs[i].shape[-2:]
+            y = xs[0] if i == 0 else row[0](xs[0])
+            for j in range(1, 4):
+                if j == i:
+                    y = y + xs[j]
+                elif j > i:
+                    y = y + F.interpolate(row[j](xs[j]), size=size, mode="bilinear", align_corners=False)
+                else:
+                    y = y + row[j](xs[j])
+            outs.append(F.relu(y))
+        return outs
+
+
 HANDWRITTEN: dict[str, type[Twin]] = {
     "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
-    "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt, "film": FiLM,
+    "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt, "film": FiLM, "hrnet": HRNet,
 }
 
 

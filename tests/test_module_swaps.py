@@ -45,6 +45,8 @@ def executed(block: nn.Module, xs) -> tuple[torch.Tensor, list[nn.Module]]:
     try:
         with torch.no_grad():
             y = block(*xs)
+            if isinstance(y, list):  # several outputs (hrnet): compared as one tensor
+                y = torch.cat([t.flatten(1) for t in y], 1)
     finally:
         for h in hooks:
             h.remove()
