@@ -92,6 +92,7 @@ class FusionBlock(nn.Module):
     min_inputs = 1
     max_inputs: int | None = None
     takes_volumes = False  # True: a ``dims`` option, 3 for CxDxHxW inputs (resize_mode trilinear allowed)
+    not_a_node: str | None = None  # why the block cannot merge maps into one map in a neck (None: it can)
     default_align = "first"
     default_resize_mode = "bilinear"
     default_align_corners = False

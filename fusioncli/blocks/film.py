@@ -6,7 +6,7 @@ Conditioning Layer*, AAAI 2018. Canonical code: ethanjperez/film ``vr/models/fil
 generator's output into gammas, then betas) and ``vr/models/film_gen.py`` (``FiLMGen``: the
 ``decoder_linear`` layer predicts them, ``modify_output`` adds ``gamma_baseline``).
 
-Inputs: a map X (C x H x W) and a conditioning vector z (D), e.g. ``--in 128x14x14 --in 4096``.
+Inputs: a map X (C x H x W) and a conditioning vector z (D), e.g. a 128x14x14 map and a 4096 vector.
 ``[gamma; beta] = W z + b`` (one linear layer, D -> 2C: the first C outputs are gamma, the next C
 beta); ``out[c] = gamma[c] * X[c] + beta[c]``.
 
@@ -40,6 +40,7 @@ class FiLMFusion(FusionBlock):
     kind = "film"
     min_inputs = 2
     max_inputs = 2
+    not_a_node = "its second input is a vector, a neck merges maps"
 
     def __init__(self, in_channels, out_channels, *, variant: Literal["paper", "reference"] = "paper",
                  **align) -> None:

@@ -45,6 +45,7 @@ class HRNetFusion(FusionBlock):
 
     kind = "hrnet"
     min_inputs = 2
+    not_a_node = "it returns one output per branch, a neck's merge one map"
 
     def __init__(self, in_channels, out_channels, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
