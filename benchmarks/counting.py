@@ -32,7 +32,8 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def scaled(shapes, factor):
-    return [(c, h * factor, w * factor) for c, h, w in shapes]
+    """Every dimension after C times ``factor`` (maps, volumes; a vector has none)."""
+    return [(s[0], *(d * factor for d in s[1:])) for s in shapes]
 
 
 def main() -> None:

@@ -34,11 +34,10 @@ from fusioncli.analysis.timing import TimingMode
 from fusioncli.spec import parse_shape
 kind, scale, min_time = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 info = registry.get_info(kind)
-inputs = []
-for s in info.inputs:
-    c, h, w = parse_shape(s)
-    inputs.append(f"{c}x{h * scale}x{w * scale}")
-small = [f"{parse_shape(s)[0]}x4x4" for s in info.inputs]  # warm-up: torch's and oneDNN's one-time set-up
+shapes = [parse_shape(s) for s in info.inputs]
+inputs = ["x".join(map(str, (s[0], *(d * scale for d in s[1:])))) for s in shapes]
+# warm-up: torch's and oneDNN's one-time set-up (sizes / 8 keep the inputs' size relations, e.g. hrnet's halvings)
+small = ["x".join(map(str, (s[0], *(max(1, d // 8) for d in s[1:])))) for s in shapes]
 fusioncli.analyze(kind, inputs=small, out=info.out, time=True, min_time=0.01, threads=1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 r = fusioncli.analyze(kind, inputs=inputs, out=info.out, time=True, min_time=min_time, threads=1)

@@ -75,7 +75,7 @@ def layer(m: nn.Module, functional: bool) -> nn.Module | Callable:
     if t is nn.AdaptiveAvgPool2d:
         size = m.output_size
         return lambda x: F.adaptive_avg_pool2d(x, size)
-    if t is nn.Sequential:
+    if issubclass(t, nn.Sequential):  # and fusion's Chain
         fs = [layer(c, True) for c in m if type(c) is not nn.Identity]
 
         def chain(x):
@@ -389,10 +389,126 @@ class CrossAttention(Twin):
         return (t1 + o).transpose(1, 2).reshape(b, c, h, w)
 
 
+class CBS(Twin):
+    """conv -> BN -> SiLU (Ultralytics ``Conv``, RT-DETR ``ConvNormLayer``); ``act=False``: no SiLU."""
+
+    def __init__(self, m, functional=False, act=True):
+        super().__init__()
+        self.conv, self.norm = layer(m.conv, functional), layer(m.norm, functional)
+        self.act = act
+
+    def forward(self, x):
+        y = self.norm(self.conv(x))
+        return F.silu(y) if self.act else y
+
+
+class C2f(Twin):
+    """y0, y1 = CBS1(cat).chunk(2); y2 = CBS3(CBS3(y1)); CBS1(cat(y0, y1, y2)) (n = 1, no shortcut)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.cv1, self.cv2 = CBS(b.cv1, functional), CBS(b.cv2, functional)
+        self.m1, self.m2 = CBS(b.m[0].cv1, functional), CBS(b.m[0].cv2, functional)
+
+    def forward(self, x1, x2):
+        x1 = F.interpolate(x1, size=x2.shape[-2:], mode="nearest")
+        y0, y1 = self.cv1(torch.cat([x1, x2], dim=1)).chunk(2, 1)
+        return self.cv2(torch.cat([y0, y1, self.m2(self.m1(y1))], dim=1))
+
+
+class RepC3(Twin):
+    """x = cat(up(X1), X2); three RepVGG blocks silu(CB3 + CB1) on CBS1(x), + CBS1'(x) (h = C: no conv3)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.conv1, self.conv2 = CBS(b.conv1, functional), CBS(b.conv2, functional)
+        self.rep = [(CBS(r.conv1, functional, act=False), CBS(r.conv2, functional, act=False)) for r in b.bottlenecks]
+        for i, (a, c) in enumerate(self.rep):
+            self.add_module(f"rep{i}a", a)
+            self.add_module(f"rep{i}b", c)
+
+    def forward(self, x1, x2):
+        x = torch.cat([F.interpolate(x1, size=x2.shape[-2:], mode="nearest"), x2], dim=1)
+        y = self.conv1(x)
+        for a, c in self.rep:
+            y = F.silu(a(y) + c(y))
+        return y + self.conv2(x)
+
+
+class ECA(Twin):
+    """y = conv1x1(cat); y * sigmoid(conv1d over the channels of GAP(y))."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.proj = layer(b.proj, functional)
+        w, pad = b.conv.weight, b.conv.padding
+        self.conv = (lambda s: F.conv1d(s, w, None, 1, pad)) if functional else b.conv
+
+    def forward(self, x1, x2):
+        y = self.proj(torch.cat([x1, x2], dim=1))
+        g = torch.sigmoid(self.conv(y.mean((2, 3)).unsqueeze(1)))
+        return y * g.transpose(1, 2).unsqueeze(-1)
+
+
+class CoordAtt(Twin):
+    """y = conv1x1(cat); pooled along W and H, shared 1x1 + BN + h-swish, two 1x1 sigmoid gates."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.proj, self.conv1, self.bn1, self.conv_h, self.conv_w = (
+            layer(m, functional) for m in (b.proj, b.conv1, b.bn1, b.conv_h, b.conv_w))
+
+    def forward(self, x1, x2):
+        y = self.proj(torch.cat([x1, x2], dim=1))
+        h, w = y.shape[-2:]
+        z = torch.cat([y.mean(3, keepdim=True), y.mean(2, keepdim=True).transpose(2, 3)], dim=2)
+        f_h, f_w = torch.split(F.hardswish(self.bn1(self.conv1(z))), [h, w], dim=2)
+        return y * torch.sigmoid(self.conv_w(f_w.transpose(2, 3))) * torch.sigmoid(self.conv_h(f_h))
+
+
+class FiLM(Twin):
+    """gamma, beta = linear(z) split in two; gamma * X + beta per channel."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.film = layer(b.film, functional)
+
+    def forward(self, x, z):
+        gamma, beta = self.film(z).chunk(2, dim=1)
+        return gamma[:, :, None, None] * x + beta[:, :, None, None]
+
+
+class HRNet(Twin):
+    """Four branches; output i = relu(sum_j F_ij(X_j)): 1x1 + BN + bilinear resize from coarser branches,
+    chains of stride-2 3x3 + BN (+ ReLU but the last) from finer ones (seg_hrnet.py fuse_layers)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.f = [[None if type(m) is nn.Identity else layer(m, functional) for m in row] for row in b.fuse_layers]
+        if not functional:
+            self.rows = nn.ModuleList(nn.ModuleList(m for m in row if m is not None) for row in self.f)
+
+    def forward(self, x1, x2, x3, x4):
+        xs, outs = (x1, x2, x3, x4), []
+        for i, row in enumerate(self.f):
+            size = xs[i].shape[-2:]
+            y = xs[0] if i == 0 else row[0](xs[0])
+            for j in range(1, 4):
+                if j == i:
+                    y = y + xs[j]
+                elif j > i:
+                    y = y + F.interpolate(row[j](xs[j]), size=size, mode="bilinear", align_corners=False)
+                else:
+                    y = y + row[j](xs[j])
+            outs.append(F.relu(y))
+        return outs
+
+
 HANDWRITTEN: dict[str, type[Twin]] = {
     "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
+    "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt, "film": FiLM, "hrnet": HRNet,
 }
 
 

@@ -3,8 +3,8 @@
 ``import fusioncli`` does not import torch; the torch-backed parts load on first use.
 
 >>> import fusioncli
->>> fusioncli.list_fusions("c*")
-['concat', 'cat', 'cbam', 'crossattn']
+>>> fusioncli.list_fusions("a*")
+['add', 'aff', 'asff']
 >>> fusioncli.list_necks()
 ['neck:fpn', 'neck:pafpn', 'neck:bifpn', 'neck:dpt', 'neck:unet', 'neck:segformer']
 >>> block = fusioncli.create_fusion("concat", in_channels=[64, 64], out_channels=64)

@@ -29,18 +29,53 @@ class BlockInfo:
     inputs: tuple[str, ...]  # documented default input shapes (CxHxW) for `fusion inspect KIND`
     out: int  # documented default output width
     alt_inputs: tuple[str, ...] = ()  # a second configuration for the tests (mismatched widths/sizes where allowed)
+    # the input ranks the kind takes: each pattern gives input i the rank pattern[min(i, len - 1)];
+    # ((3,), (4,)): all CxHxW maps or all CxDxHxW volumes (then option dims = 3)
+    ranks: tuple[tuple[int, ...], ...] = ((3,),)
+
+
+_RANK_NAMES = {1: "C vectors", 2: "NxC tokens", 3: "CxHxW maps", 4: "CxDxHxW volumes"}
+
+
+def _pattern_text(pattern: tuple[int, ...]) -> str:
+    if len(pattern) == 1:
+        return _RANK_NAMES[pattern[0]]
+    *first, rest = pattern
+    return ", ".join(_RANK_NAMES[r].rstrip("s") for r in first) + ", then " + _RANK_NAMES[rest]
+
+
+def shape_options(kind: str, shapes, *, field: str = "--in", options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check the input ranks against the kind's ``ranks`` and return the options they imply: ``{"dims": 3}``
+    for volumes (CxDxHxW) fed to a kind that takes them, else ``{}``. ``options``: those already set,
+    to refuse ``dims`` set against the inputs' rank."""
+    info = get_info(kind)
+    ranks = tuple(len(s) for s in shapes)
+    if not any(all(r == p[min(i, len(p) - 1)] for i, r in enumerate(ranks)) for p in info.ranks):
+        allowed = " or ".join(_pattern_text(p) for p in info.ranks)
+        known = {r for p in info.ranks for r in p}
+        bad = next((s for s in shapes if len(s) not in known), next((s for s in shapes if len(s) != ranks[0]), shapes[0]))
+        got = "x".join(str(d) for d in bad)
+        raise SpecError.bad(field, got, f"'{kind}' takes {allowed} (got ranks {', '.join(map(str, ranks))}); "
+                            "inputs of other ranks are for user blocks (FILE.py:NAME)")
+    if (4,) not in info.ranks:
+        return {}
+    dims = 3 if ranks[0] == 4 else 2
+    given = (options or {}).get("dims")
+    if given is not None and str(given) != str(dims):
+        raise SpecError.bad("dims", given, f"the inputs are {_RANK_NAMES[ranks[0]]}: dims = {dims} (set by the inputs)")
+    return {"dims": 3} if dims == 3 else {}
 
 
 BLOCKS: tuple[BlockInfo, ...] = (
-    BlockInfo("concat", "concat:ConcatFusion", "Concatenate on channels, then a 1x1 conv from the sum of input widths",
+    BlockInfo("concat", "concat:ConcatFusion", "Concatenate on channels, then a conv (1x1; kernel=3: BEVFusion) from the sum of input widths",
               "generic (e.g. U-Net skip fusion; Ronneberger et al., MICCAI 2015)", ("64x32x32", "64x32x32"), 64,
-              ("32x16x16", "96x8x8", "16x16x16")),
+              ("32x8x16x16", "96x4x8x8", "16x8x16x16"), ((3,), (4,))),
     BlockInfo("add", "add:AddFusion", "Element-wise sum, with a 1x1 projection for each input whose width differs",
               "generic (e.g. FPN lateral merge; Lin et al., CVPR 2017)", ("64x32x32", "64x32x32"), 64,
-              ("32x16x16", "64x8x8")),
+              ("32x8x16x16", "64x4x8x8"), ((3,), (4,))),
     BlockInfo("gated", "gated:GatedFusion", "Learned sigmoid gate g: g*X1 + (1-g)*X2 (softmax over n gates for n > 2)",
               "generic gated fusion (e.g. GFF, Li et al., AAAI 2020)", ("64x32x32", "64x32x32"), 64,
-              ("32x16x16", "64x8x8", "16x16x16")),
+              ("32x8x16x16", "64x4x8x8", "16x8x16x16"), ((3,), (4,))),
     BlockInfo("multiscale", "multiscale:MultiScaleFusion",
               "Parallel conv branches of several kernel sizes/strides, merged by concat or sum, then refined",
               "Inception-style (Szegedy et al., CVPR 2015)", ("64x32x32", "64x32x32"), 64,
@@ -86,7 +121,7 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Yu et al., BiSeNet, ECCV 2018", ("128x64x64", "128x64x64"), 256, ("64x32x32", "128x16x16")),
     BlockInfo("se", "attention:SEFusion", "Concat, 1x1 conv, squeeze-and-excitation channel attention (variant=reference: timm widths)",
               "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018", ("64x32x32", "64x32x32"), 64,
-              ("32x16x16", "96x8x8")),
+              ("32x8x16x16", "96x4x8x8"), ((3,), (4,))),
     BlockInfo("cbam", "attention:CBAMFusion", "Concat, 1x1 conv, CBAM channel then spatial attention (variant=reference: timm)",
               "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", ("64x32x32", "64x32x32"), 64,
               ("32x16x16", "96x8x8")),
@@ -97,6 +132,25 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Multi-head cross-attention: queries from X1, keys/values from X2, residual",
               "cross-attention fusion (e.g. Chen et al., CrossViT, ICCV 2021)", ("64x16x16", "64x8x8"), 64,
               ("32x16x16", "96x8x8")),
+    # --- second wave, part A (issue 19): CSP fusions, channel attention; see ../shared/BLOCKS.md
+    BlockInfo("c2f", "csp:C2fFusion", "Concat, then YOLOv8's C2f: 1x1, split, n bottlenecks, concat every stage, 1x1",
+              "Ultralytics YOLOv8, 2023 (ultralytics nn/modules/block.py C2f)", ("512x20x20", "256x40x40"), 256,
+              ("64x8x8", "32x16x16", "16x16x16")),
+    BlockInfo("repc3", "csp:RepC3Fusion", "RT-DETR CCFM fusion: concat, CSP layer of RepVGG blocks (3x3 + 1x1 branches)",
+              "Zhao et al., DETRs Beat YOLOs on Real-time Object Detection (RT-DETR), CVPR 2024",
+              ("256x20x20", "256x40x40"), 256, ("64x16x16", "96x8x8")),
+    BlockInfo("eca", "attention:ECAFusion", "Concat, 1x1 conv, efficient channel attention: 1-D conv over pooled channels (variant=reference: k=3)",
+              "Wang et al., ECA-Net: Efficient Channel Attention, CVPR 2020", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "96x8x8")),
+    BlockInfo("coordatt", "attention:CoordAttFusion", "Concat, 1x1 conv, coordinate attention: pooled along H and W, two directional gates",
+              "Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021", ("64x32x32", "64x32x32"), 64,
+              ("32x16x16", "96x8x8")),
+    BlockInfo("hrnet", "hrnet:HRNetFusion", "HRNet exchange unit: n branches to n outputs, each the ReLU'd sum of all branches (1x1+BN+resize up, stride-2 3x3 chains down)",
+              "Wang et al., Deep High-Resolution Representation Learning for Visual Recognition, TPAMI 2020",
+              ("18x128x128", "36x64x64", "72x32x32", "144x16x16"), 18, ("18x15x15", "16x8x8", "24x4x4")),
+    BlockInfo("film", "film:FiLMFusion", "FiLM: a vector (2nd input) gives per-channel gamma, beta by a linear layer; gamma*X + beta (variant=reference: 1+gamma)",
+              "Perez et al., FiLM: Visual Reasoning with a General Conditioning Layer, AAAI 2018", ("128x14x14", "4096"), 128,
+              ("128x9x7", "24"), ((3, 1),)),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable

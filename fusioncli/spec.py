@@ -498,12 +498,9 @@ def override(base: Spec, *, inputs=None, out=None, options=None, batch=None, pac
 
 
 def check_builtin_inputs(spec: Spec) -> None:
-    """Built-in blocks take CxHxW maps, passed positionally."""
-    for shape in spec.inputs:
-        if len(shape) != 3:
-            raise SpecError.bad(spec.inputs_field, format_shape(shape),
-                                f"'{spec.block}' takes CxHxW feature maps (3 dimensions, got {len(shape)}); inputs "
-                                "of other ranks are for user blocks (FILE.py:NAME)")
+    """Built-in blocks take CxHxW maps (some also CxDxHxW volumes, or a vector: the kind's ``ranks``),
+    passed positionally; volumes set the block's ``dims`` option to 3."""
+    spec.options.update(registry.shape_options(spec.block, spec.inputs, field=spec.inputs_field, options=spec.options))
     if spec.pack != "args" or spec.input_names is not None:
         raise SpecError(f"--pack: '{spec.block}' takes its inputs as separate positional maps; --pack {spec.pack} "
                         "and named inputs are for user blocks", field="--pack")

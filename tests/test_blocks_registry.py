@@ -23,7 +23,12 @@ IDS = [f"{k}-{c}" for k, c, _ in CASES]
 
 def build(kind, shapes, out=None):
     torch.manual_seed(0)
-    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out)
+    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out, **registry.shape_options(kind, shapes))
+
+
+def as_list(y):
+    """A block's outputs as a list (one tensor, or the list of a block with several outputs)."""
+    return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
 def inputs(shapes, batch=2, device="cpu"):
@@ -50,16 +55,17 @@ def test_registry_entry_is_complete(kind):
 def test_forward_shape_matches_contract(kind, cfg, shapes):
     block = build(kind, shapes).eval()
     with torch.no_grad():
-        y = block(*inputs(shapes))
-    assert tuple(y.shape) == (2, *block.output_shape(shapes))
-    assert torch.isfinite(y).all()
+        ys = as_list(block(*inputs(shapes)))
+    contract = block.output_shape(shapes)  # a list of shapes for a block with several outputs (hrnet)
+    assert [tuple(y.shape) for y in ys] == [(2, *s) for s in (contract if isinstance(contract, list) else [contract])]
+    assert all(torch.isfinite(y).all() for y in ys)
 
 
 @pytest.mark.parametrize("kind,cfg,shapes", CASES, ids=IDS)
 def test_backward_reaches_every_parameter(kind, cfg, shapes):
     block = build(kind, shapes).train()
     xs = [x.requires_grad_() for x in inputs(shapes)]
-    block(*xs).square().mean().backward()
+    sum(y.square().mean() for y in as_list(block(*xs))).backward()
     missing = [n for n, p in block.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing, f"parameters without a gradient: {missing}"
     assert all(x.grad is not None for x in xs)
@@ -71,7 +77,8 @@ def test_meta_counting_equals_real_counting(kind, cfg, shapes):
     for device in ("meta", "cpu"):
         torch.manual_seed(0)
         with torch.device(device):
-            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out).eval()
+            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out,
+                                  **registry.shape_options(kind, shapes)).eval()
         xs = [torch.empty((1, *s), device=device).normal_() if device == "cpu" else torch.empty((1, *s), device="meta")
               for s in shapes]
         with torch.no_grad(), CostCounter() as c:

@@ -51,7 +51,7 @@ BAD = [
     (("inspect", "concat", "--in", "4x-4x4"), 2, ["--in: invalid value '4x-4x4'"]),
     (("inspect", "concat", "--in", "4x4.5x4"), 2, ["--in: invalid value '4x4.5x4'"]),
     (("inspect", "concat", "--in", "axbxc"), 2, ["--in: invalid value 'axbxc'"]),
-    (("inspect", "concat", "--in", "4x4x4x4"), 2, ["--in: invalid value '4x4x4x4'"]),
+    (("inspect", "aff", "--in", "4x4x4x4"), 2, ["--in: invalid value '4x4x4x4'"]),
     (("inspect", "concat", "--in", ""), 2, ["--in: invalid value ''"]),
     (("inspect", "concat", "--in", "100000x100000x100000", "--in", "8x8x8"), 2,
      ["--in: input 1 (batch x shape = 1x100000x100000x100000) is 1e+15 elements, 3.6 PiB as float32", "2**40",

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fusioncli import analysis
 from fusioncli.analysis import roofline, training
 from fusioncli.cli import app
-from fusioncli.registry import list_fusions
+from fusioncli.registry import get_info, list_fusions
 from fusioncli.spec import resolve_spec
 
 runner = CliRunner()
@@ -60,10 +60,10 @@ def test_aff_backward_by_hand():
     assert first.grad_input_macs == fwd - (64 * 16 * 1024 + 64 * 16) and first.grad_weight_macs == fwd
 
 
-def _weight_macs(kind: str, scale: int) -> tuple[int, int]:
+def _weight_macs(kind: str, scale: int, inputs: tuple[str, ...] | None = None) -> tuple[int, int]:
     """(MACs of every conv/linear with a weight, all forward MACs): an independent count from the module
     shapes seen by forward hooks on CPU (Cout x Cin/groups x kernel x output positions x batch)."""
-    spec = resolve_spec(kind)
+    spec = resolve_spec(kind, inputs=list(inputs)) if inputs else resolve_spec(kind)
     spec.inputs = [[s[0], *(d * scale for d in s[1:])] for s in spec.inputs]
     model = analysis.build(spec, "cpu", torch.float32)
     weights = 0
@@ -77,7 +77,7 @@ def _weight_macs(kind: str, scale: int) -> tuple[int, int]:
             weights += o.numel() * m.weight[0].numel()  # each output element: Cin/groups x kernel MACs
 
     for m in model.modules():
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
             hooks.append(m.register_forward_hook(hook))
     args, kwargs = analysis.make_inputs(spec, "cpu", torch.float32)
     with torch.no_grad():
@@ -97,6 +97,17 @@ def test_every_block_backward_is_twice_its_products(kind, scale):
     assert b.grad_weight_macs == weights
     assert b.grad_input_macs == 2 * r.cost.macs - weights
     assert b.uncounted_ops == {} and r.training.forward_macs == r.cost.macs
+
+
+@pytest.mark.parametrize("kind", [k for k in list_fusions() if (4,) in get_info(k).ranks])
+def test_volume_backward_is_twice_its_products(kind):
+    """The same on CxDxHxW volumes (the kinds that take them, at their 3-D test inputs: Conv3d, 3-D resizes)."""
+    weights, spec = _weight_macs(kind, 1, get_info(kind).alt_inputs)
+    assert all(len(s) == 4 for s in spec.inputs)
+    r = analysis.analyze(spec, time=False, train=True)
+    b = r.training.backward
+    assert b.macs == 2 * r.cost.macs and b.grad_weight_macs == weights
+    assert b.uncounted_ops == {} and r.cost.uncounted_ops == {}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])

@@ -407,7 +407,7 @@ BAD = [
     (("inspect", "{d}/notes.txt:X", "--in", "8"), 2, ["is not a Python file"]),
     (("inspect", "nosuchpkg_xyz.mod:X", "--in", "8"), 2, ["module 'nosuchpkg_xyz' not found"]),
     (("inspect", "{d}/bad_import.py:X", "--in", "8"), 2, ["bad_import.py:3: importing", "ZeroDivisionError"]),
-    (("inspect", "concat", "--in", "196x64", "--in", "196x64"), 2, ["'concat' takes CxHxW feature maps"]),
+    (("inspect", "concat", "--in", "196x64", "--in", "196x64"), 2, ["'concat' takes CxHxW maps or CxDxHxW volumes"]),
     (("inspect", "concat", "--pack", "list"), 2, ["--pack: 'concat' takes its inputs as separate"]),
     (("sweep", "{f}:DictFuse", "--in", "8", "--vary", "size=2,4"), 2, ["--vary size: input 1 (8) is a vector"]),
     (("inspect", "{f}:ListFuse", "--in", "8x2x2x2x2x2", "--out", "2"), 2, ["1 to 4 positive integers"]),

@@ -30,9 +30,11 @@ batch/layer/group/instance norm, statistics  5, +2 with affine weight and bias
 sum, amax, amin, max/min over a dim          1 per *input* element
 mean                                         1 per input element + 1 per output
 var, std                                     3 per input element
-avg/max pooling                              kernel area
-adaptive avg pooling                         1 per input element + 1 per output
+avg/max pooling (2-D and 3-D)                kernel area (volume)
+adaptive avg pooling (2-D and 3-D)           1 per input element + 1 per output
+adaptive max pooling (2-D and 3-D)           1 per *input* element
 bilinear / bicubic interpolation             7 / 31 (weights precomputed)
+trilinear interpolation (volumes)            15 (8 taps: 8 products, 7 sums)
 nearest interpolation, cat, copy, pad        0 (data movement: bytes only)
 views (view, permute, expand, slice, ...)    0 and no bytes
 ==========================================  =========================================

@@ -414,6 +414,7 @@ def _builtin_table() -> dict[str, tuple[Callable, bool]]:
     put(_packet_names("_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_attention_math"), _sdpa_cpu)
     put(_packet_names("_trilinear"), _trilinear)
     _backward_table(put)
+    _volume_table(put)
     return table
 
 
@@ -515,6 +516,22 @@ def _backward_table(put) -> None:
     put(_packet_names("_scaled_dot_product_flash_attention_for_cpu_backward"), _sdpa_backward)
     put(_packet_names("_index_put_impl index_put _unsafe_index_put"), _index_put)
     put(_packet_names("select_backward slice_backward reflection_pad2d_backward replication_pad2d_backward"), _zero)
+
+
+# ---- volumes (CxDxHxW): 3-D pooling and resizing, forward and backward ---------------------------------
+# Conv3d runs through aten::convolution (torch's formula) and convolution_backward; adaptive average
+# pooling 3-D and nearest 3-D resizing are in the tables above.
+
+
+def _volume_table(put) -> None:
+    put(_packet_names("upsample_trilinear3d"), _per_output(15))  # 8 taps: 8 products, 7 sums
+    put(_packet_names("_upsample_nearest_exact3d"), _zero)
+    put(_packet_names("avg_pool3d max_pool3d_with_indices max_pool3d"), _pool)
+    put(_packet_names("adaptive_max_pool3d"), _per_input(1))
+    put(_packet_names("upsample_trilinear3d_backward"), _per_grad_output(16))  # 8 taps, each a product and a sum
+    put(_packet_names("avg_pool3d_backward"), _pool_backward)
+    put(_packet_names("max_pool3d_with_indices_backward adaptive_max_pool3d_backward"), _per_grad_output(1))
+    put(_packet_names("_adaptive_avg_pool3d_backward"), _grad_in_plus_out)
 
 
 def _gelu_backward(grad_out, x, *args, out_shape, **kwargs) -> int:

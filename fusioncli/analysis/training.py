@@ -30,10 +30,12 @@ gelu                                           11 (erf), 18 (tanh approximation)
 batch norm, inference statistics               grad_input 1, grad_weight 3, grad_bias 1
 batch norm, batch statistics                   4 (two sums) + grad_input 5
 layer / group norm                             grad_input 8, grad_weight 4, grad_bias 1
-nearest resize, max pooling                    1 per grad_output element (scatter-add)
+nearest resize, max pooling (2-D and 3-D)      1 per grad_output element (scatter-add)
 linear / bilinear / bicubic resize             4 / 8 / 32 per grad_output element
-avg pooling                                    kernel area per grad_output element
-adaptive avg pooling                           1 per grad_output + 1 per grad_input element
+trilinear resize (volumes)                     16 per grad_output element
+avg pooling (2-D and 3-D)                      kernel area (volume) per grad_output element
+adaptive avg pooling (2-D and 3-D)             1 per grad_output + 1 per grad_input element
+adaptive max pooling (2-D and 3-D)             1 per grad_output element
 index_put with accumulate                      1 per value
 select/slice backward, padding backward        0 (data movement: bytes only)
 =============================================  ==============================================

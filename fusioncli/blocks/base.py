@@ -1,11 +1,14 @@
 """Shared machinery of every fusion block: input validation and spatial alignment.
 
 A block takes ``in_channels`` (one width per input map) and ``out_channels``, then
-keyword-only options. ``forward(*xs)`` takes the maps X1..Xn, each (B, Ci, Hi, Wi).
+keyword-only options. ``forward(*xs)`` takes the maps X1..Xn, each (B, Ci, Hi, Wi); the blocks with a ``dims`` option
+(concat, add, gated, se) also take volumes (B, Ci, Di, Hi, Wi) with ``dims=3``: their convolutions,
+norms and pools are then the 3-D ones (:func:`conv_nd`, :func:`create_norm`, :func:`check_dims`).
 
 Inputs whose spatial sizes differ are resized to a reference size chosen by
 ``align`` (``first``, ``largest`` or ``smallest``) with ``F.interpolate``
-(``resize_mode``, ``align_corners``). Each input owns a :class:`Resize` module so the
+(``resize_mode``, ``align_corners``; on volumes ``bilinear`` and ``trilinear`` both mean linear
+in every spatial dimension). Alignment runs over all the spatial dimensions. Each input owns a :class:`Resize` module so the
 inserted resize shows up as a layer in the per-layer table. When sizes already
 match, no module is called and no tensor is touched: alignment costs one size comparison
 per input. Likewise, ``nn.Identity`` layers standing for options that are off (no norm, no
@@ -18,6 +21,7 @@ construction (SyncBatchNorm, an activation replaced, fused modules) are the ones
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 from typing import Literal
 
 import torch
@@ -27,7 +31,8 @@ from torch import nn
 from ..errors import SpecError
 
 AlignRef = Literal["first", "largest", "smallest"]
-ResizeMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic", "area"]
+ResizeMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic", "area", "trilinear"]
+Dims = Literal[2, 3]
 
 _ACTS = {
     "relu": nn.ReLU,
@@ -49,24 +54,28 @@ def create_act(name: str) -> nn.Module:
     return _ACTS[name]()
 
 
-def create_norm(name: str, channels: int) -> nn.Module:
+def create_norm(name: str, channels: int, dims: int = 2) -> nn.Module:
     if name == "bn":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm3d(channels) if dims == 3 else nn.BatchNorm2d(channels)
     if name == "gn":
         return nn.GroupNorm(min(32, channels), channels) if channels % min(32, channels) == 0 else nn.GroupNorm(1, channels)
     return nn.Identity()
 
 
+_LINEAR = {3: "linear", 4: "bilinear", 5: "trilinear"}  # F.interpolate's linear mode by tensor rank
+
+
 class Resize(nn.Module):
-    """Resize a map to a target (H, W); a visible layer in the per-layer table."""
+    """Resize a map to a target (H, W), or a volume to (D, H, W); a visible layer in the per-layer table."""
 
     def __init__(self, mode: str, align_corners: bool) -> None:
         super().__init__()
         self.mode = mode
-        self.align_corners = align_corners if mode in ("bilinear", "bicubic") else None
+        self.align_corners = align_corners if mode in ("bilinear", "bicubic", "trilinear") else None
 
     def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        return F.interpolate(x, size=tuple(size), mode=self.mode, align_corners=self.align_corners)
+        mode = _LINEAR[x.dim()] if self.mode in ("bilinear", "trilinear") else self.mode
+        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=self.align_corners)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
@@ -82,6 +91,8 @@ class FusionBlock(nn.Module):
 
     min_inputs = 1
     max_inputs: int | None = None
+    takes_volumes = False  # True: a ``dims`` option, 3 for CxDxHxW inputs (resize_mode trilinear allowed)
+    not_a_node: str | None = None  # why the block cannot merge maps into one map in a neck (None: it can)
     default_align = "first"
     default_resize_mode = "bilinear"
     default_align_corners = False
@@ -111,16 +122,19 @@ class FusionBlock(nn.Module):
         self.align_ref = align or self.default_align
         self.resize_mode = resize_mode or self.default_resize_mode
         self.align_corners = self.default_align_corners if align_corners is None else align_corners
+        if self.resize_mode == "trilinear" and not self.takes_volumes:
+            raise SpecError.bad("resize_mode", "trilinear", f"'{kind}' takes CxHxW maps; allowed: nearest, "
+                                "nearest-exact, bilinear, bicubic, area (trilinear: the blocks that take volumes)")
         self.resize = nn.ModuleList(Resize(self.resize_mode, self.align_corners) for _ in in_channels)
 
-    def target_size(self, xs: Sequence[torch.Tensor]) -> tuple[int, int]:
-        return self.reference_size([tuple(x.shape[-2:]) for x in xs])
+    def target_size(self, xs: Sequence[torch.Tensor]) -> tuple[int, ...]:
+        return self.reference_size([tuple(x.shape[2:]) for x in xs])
 
-    def reference_size(self, sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
-        """The (H, W) that inputs are aligned to, chosen by ``align``."""
+    def reference_size(self, sizes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+        """The (H, W), or (D, H, W), that inputs are aligned to, chosen by ``align``."""
         if self.align_ref == "first":
             return sizes[0]
-        key = lambda s: (s[0] * s[1], s)  # noqa: E731
+        key = lambda s: (prod(s), s)  # noqa: E731
         return max(sizes, key=key) if self.align_ref == "largest" else min(sizes, key=key)
 
     def aligned(self, xs: Sequence[torch.Tensor], size: Sequence[int] | None = None) -> Sequence[torch.Tensor]:
@@ -138,22 +152,23 @@ class FusionBlock(nn.Module):
                     break
             else:
                 return xs
-            first = x0.shape[-2:]
-            if all(x.shape[-2:] == first for x in xs[1:]):  # widths differ, sizes match
+            first = x0.shape[2:]
+            if all(x.shape[2:] == first for x in xs[1:]):  # widths differ, sizes match
                 return xs
             size = self.target_size(xs)
         else:
             size = tuple(size)
-        return [x if x.shape[-2:] == size else r(x, size) for r, x in zip(self.resize, xs)]
+        return [x if x.shape[2:] == size else r(x, size) for r, x in zip(self.resize, xs)]
 
     def output_shape(self, shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
-        """The documented shape contract: output (C, H, W) for inputs ``[(Ci, Hi, Wi), ...]``.
+        """The documented shape contract: output (C, H, W) for inputs ``[(Ci, Hi, Wi), ...]`` (and
+        (C, D, H, W) for volumes).
 
         Default: ``out_channels`` at the ``align`` reference size. Blocks that change the
         resolution (e.g. DPT's x2 upsampling) override this; the tests check every block's
         forward against it.
         """
-        return (self.out_channels, *self.reference_size([tuple(s[-2:]) for s in shapes]))
+        return (self.out_channels, *self.reference_size([tuple(s[1:]) for s in shapes]))
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         if len(xs) != len(self.in_channels):
@@ -214,13 +229,32 @@ def sum_maps(xs: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def conv1x1(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel_size=1, bias=bias)
+def conv_nd(dims: int = 2) -> type[nn.Module]:
+    """``nn.Conv2d`` for maps, ``nn.Conv3d`` for volumes."""
+    return nn.Conv3d if dims == 3 else nn.Conv2d
 
 
-def projections(in_channels: Sequence[int], out_channels: int, bias: bool = True) -> nn.ModuleList:
+def check_dims(block: FusionBlock, dims: int) -> int:
+    """Validate a block's ``dims`` option (2: CxHxW maps, 3: CxDxHxW volumes) against its resize mode."""
+    if dims not in (2, 3):
+        raise SpecError.bad("dims", dims, "allowed: 2 (CxHxW maps) or 3 (CxDxHxW volumes)")
+    if dims == 3 and block.resize_mode == "bicubic":
+        raise SpecError.bad("resize_mode", "bicubic", "allowed on volumes (dims=3): nearest, nearest-exact, "
+                            "bilinear or trilinear (both linear in D, H and W), area")
+    if dims == 2 and block.resize_mode == "trilinear":
+        raise SpecError.bad("resize_mode", "trilinear", "allowed on maps (dims=2): nearest, nearest-exact, bilinear, "
+                            "bicubic, area")
+    return dims
+
+
+def conv1x1(cin: int, cout: int, bias: bool = True, dims: int = 2) -> nn.Module:
+    return conv_nd(dims)(cin, cout, kernel_size=1, bias=bias)
+
+
+def projections(in_channels: Sequence[int], out_channels: int, bias: bool = True, dims: int = 2) -> nn.ModuleList:
     """A 1x1 projection for each input whose width differs from ``out_channels``, identity otherwise."""
-    return nn.ModuleList(nn.Identity() if c == out_channels else conv1x1(c, out_channels, bias) for c in in_channels)
+    return nn.ModuleList(nn.Identity() if c == out_channels else conv1x1(c, out_channels, bias, dims)
+                         for c in in_channels)
 
 
 def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float) -> torch.Tensor:

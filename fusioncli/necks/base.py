@@ -189,6 +189,8 @@ def build_merge(make: Callable, kind: str, node_id: str, in_channels: Sequence[i
         widths = " + ".join(map(str, in_channels))
         raise SpecError(f"node {node_id!r}: '{kind}' cannot serve this merge ({len(in_channels)} inputs, "
                         f"widths {widths} -> {out_channels}): {e}", field="node") from None
+    if getattr(op, "not_a_node", None):
+        raise SpecError(f"node {node_id!r}: '{kind}' cannot serve a merge: {op.not_a_node}", field="node")
     return Node(op, kind=kind, merge=True, **node_kw)
 
 

@@ -51,11 +51,12 @@ def latency(r: Report) -> str:
 
 
 def shapes_text(r: Report) -> str:
-    """A row's ``inputs -> output`` cell: the shapes, or for a neck its levels (the node table has the shapes)."""
+    """A row's ``inputs -> outputs`` cell: the shapes (every output), or for a neck its levels (the node table
+    has the shapes)."""
     if r.nodes is not None:
         first = r.inputs[0][2:]
         return f"{len(r.inputs)} levels (finest {format_shape(first)}) -> {len(r.outputs)}"
-    return " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + format_shape(r.outputs[0][1:])
+    return " ".join(format_shape(s[1:]) for s in r.inputs) + " -> " + " ".join(format_shape(s[1:]) for s in r.outputs)
 
 
 def _summary(r: Report) -> Table:
@@ -435,7 +436,7 @@ def render_compare(console: Console, env: Envelope) -> None:
     for note in env.notes:
         console.print(f"[dim]{txt(note)}[/dim]", markup=True)
     for text, names in shapes.items():
-        console.print(f"[dim]inputs -> output: {txt(text)}: {txt(', '.join(names))}[/dim]")
+        console.print(f"[dim]inputs -> outputs: {txt(text)}: {txt(', '.join(names))}[/dim]")
     for r in ok:
         if r.training is not None:
             tr = r.training
