@@ -31,8 +31,12 @@ def small(kind: str) -> tuple[list[str], int]:
     that keeps the first input at least 4 pixels and every size whole (ratios between levels kept)."""
     info = registry.get_info(kind)
     shapes = [[int(x) for x in s.split("x")] for s in info.inputs]
-    f = next(d for d in (8, 4, 2, 1) if shapes[0][1] // d >= 4 and all(s[1] % d == 0 == s[2] % d for s in shapes))
-    return [f"{max(8, c // 8)}x{h // f}x{w // f}" for c, h, w in shapes], max(8, info.out // 8)
+    maps = [s for s in shapes if len(s) == 3]  # vectors (film's second input) keep their width / 8 only
+    f = next(d for d in (8, 4, 2, 1) if not maps or maps[0][1] // d >= 4 and all(s[1] % d == 0 == s[2] % d
+                                                                               for s in maps))
+    small_ = [[max(8, s[0] // 8), *(n // f for n in s[1:])] if len(s) == 3 else [max(8, s[0] // 8), *s[1:]]
+              for s in shapes]
+    return ["x".join(map(str, s)) for s in small_], max(8, info.out // 8)
 
 
 def flat(text: str) -> str:

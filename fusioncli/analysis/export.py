@@ -199,9 +199,22 @@ def unsupported(proto, provider: str) -> list[str]:
         if (domain, node.op_type) == ("", "Constant"):  # folded into initializers when the session loads
             continue
         version = opsets.get(domain, 1)
-        if not any(lo <= version <= hi for lo, hi in ranges.get((domain, node.op_type), ())):
+        if not any(lo <= version <= hi for lo, hi in ranges.get((domain, node.op_type), ())) and \
+                not _expands(node.op_type, domain, version):
             missing.append(node.op_type if not domain else f"{domain}::{node.op_type}")
     return sorted(set(missing))
+
+
+def _expands(op_type: str, domain: str, version: int) -> bool:
+    """Whether ONNX defines the op as a function of other ops (HardSwish = x * HardSigmoid(x), ...):
+    ONNX Runtime inlines such an op when it has no kernel for it."""
+    import onnx
+
+    try:
+        schema = onnx.defs.get_schema(op_type, max_inclusive_version=version, domain=domain)
+    except Exception:  # an op ONNX does not define (a custom domain)
+        return False
+    return bool(schema.has_function or schema.has_context_dependent_function)
 
 
 def session(data: bytes, provider: str, threads: int):
