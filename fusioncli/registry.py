@@ -97,6 +97,27 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Multi-head cross-attention: queries from X1, keys/values from X2, residual",
               "cross-attention fusion (e.g. Chen et al., CrossViT, ICCV 2021)", ("64x16x16", "64x8x8"), 64,
               ("32x16x16", "96x8x8")),
+    # --- second wave, sampling and alignment (issue 19); see ../shared/BLOCKS.md
+    BlockInfo("carafe", "upsample:CARAFEFusion",
+              "FPN level with CARAFE upsampling: per-pixel softmax k x k kernels reassemble the coarse map, add, 3x3 conv",
+              "Wang et al., CARAFE: Content-Aware ReAssembly of FEatures, ICCV 2019", ("256x32x32", "512x16x16"), 256,
+              ("64x16x16", "96x8x8")),
+    BlockInfo("dysample", "upsample:DySampleFusion",
+              "FPN level with DySample upsampling: learned point offsets, grid_sample the coarse map, add, 3x3 conv",
+              "Liu et al., Learning to Upsample by Learning to Sample, ICCV 2023", ("256x32x32", "512x16x16"), 256,
+              ("64x16x16", "96x8x8")),
+    BlockInfo("sfnet", "align:SFNetFusion",
+              "Flow alignment: a learned 2-channel flow warps the coarse map (grid_sample), add to the lateral, 3x3 conv",
+              "Li et al., Semantic Flow for Fast and Accurate Scene Parsing (SFNet), ECCV 2020", ("256x32x32", "512x16x16"),
+              256, ("64x16x16", "96x6x6")),
+    BlockInfo("fapn", "align:FaPNFusion",
+              "FaPN: feature selection on the lateral, DCNv2 (pure PyTorch) aligns the upsampled coarse map, add, 3x3 conv",
+              "Huang et al., FaPN: Feature-aligned Pyramid Network for Dense Image Prediction, ICCV 2021",
+              ("256x32x32", "512x16x16"), 256, ("64x16x16", "96x6x6")),
+    BlockInfo("msdeform", "msdeform:MSDeformAttnFusion",
+              "Multi-scale deformable attention: every pixel of every level samples P points per head and level (tokens out)",
+              "Zhu et al., Deformable DETR, ICLR 2021", ("256x32x32", "256x16x16", "256x8x8"), 256,
+              ("64x16x16", "128x8x8")),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable

@@ -30,6 +30,11 @@ batch norm, batch statistics                   4 (two sums) + grad_input 5
 layer / group norm                             grad_input 8, grad_weight 4, grad_bias 1
 nearest resize, max pooling                    1 per grad_output element (scatter-add)
 linear / bilinear / bicubic resize             4 / 8 / 32 per grad_output element
+grid sampling                                  per grad_output element: grad_input 8 / 1 / 32
+                                               (bilinear / nearest / bicubic), grad_grid 24 /
+                                               0 / 128; per grid point the forward's again,
+                                               + 6 / 0 / 52 for grad_grid
+fold (col2im) / unfold (im2col) backward       as unfold / fold forward (each is the other)
 avg pooling                                    kernel area per grad_output element
 adaptive avg pooling                           1 per grad_output + 1 per grad_input element
 index_put with accumulate                      1 per value
