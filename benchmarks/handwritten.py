@@ -70,6 +70,9 @@ def layer(m: nn.Module, functional: bool) -> nn.Module | Callable:
         return lambda x: F.leaky_relu(x, slope, inplace)
     if t is nn.SiLU:
         return F.silu
+    if t is nn.GELU:
+        approximate = m.approximate
+        return lambda x: F.gelu(x, approximate=approximate)
     if t is nn.Sigmoid:
         return torch.sigmoid
     if t is nn.AdaptiveAvgPool2d:
@@ -537,11 +540,61 @@ class MSDeform(Twin):
         return self.norm(src + self.out(o))
 
 
+class GatedXAttn(Twin):
+    """x + tanh(a) to_out(softmax(q k^T - max) v), then x + tanh(b) ff(x); q from LN(x), k and v from the media."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.norm, self.to_q, self.to_kv, self.to_out = (layer(m, functional) for m in (b.norm, b.to_q, b.to_kv, b.to_out))
+        self.ff = layer(b.ff, functional) if functional else b.ff
+        self.attn_gate, self.ff_gate, self.heads, self.scale = b.attn_gate, b.ff_gate, b.num_heads, b.scale
+
+    def forward(self, x, media):
+        b, n1, _ = x.shape
+        n2, h = media.shape[1], self.heads
+        q = self.to_q(self.norm(x)).view(b, n1, h, -1).transpose(1, 2) * self.scale
+        k, v = self.to_kv(media).chunk(2, dim=-1)
+        k, v = k.reshape(b, n2, h, -1).transpose(1, 2), v.reshape(b, n2, h, -1).transpose(1, 2)
+        sim = q @ k.transpose(-2, -1)
+        attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
+        x = self.to_out((attn @ v).transpose(1, 2).reshape(b, n1, -1)) * self.attn_gate.tanh() + x
+        return self.ff(x) * self.ff_gate.tanh() + x
+
+
+class QFormer(Twin):
+    """LN(queries); self-attention, cross-attention to the image tokens, FFN, each with residual + LN (BERT)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.queries, self.embed_norm = b.query_tokens, layer(b.embed_norm, functional)
+        self.attn = [tuple(layer(m, functional) for m in (a.query, a.key, a.value, a.dense, a.LayerNorm))
+                     for a in (b.attention, b.crossattention)]
+        self.heads = b.attention.heads
+        self.w1, self.w2, self.norm = (layer(m, functional) for m in (b.intermediate_query[0], b.output_query,
+                                                                        b.output_norm))
+
+    def _attention(self, i, x, context):
+        query, key, value, dense, norm = self.attn[i]
+        b, n, c = x.shape
+        h = self.heads
+        q = query(x).view(b, n, h, -1).permute(0, 2, 1, 3)
+        k = key(context).view(b, context.shape[1], h, -1).permute(0, 2, 1, 3)
+        v = value(context).view(b, context.shape[1], h, -1).permute(0, 2, 1, 3)
+        ctx = ((q @ k.transpose(-1, -2)) / (c // h) ** 0.5).softmax(dim=-1) @ v
+        return norm(dense(ctx.permute(0, 2, 1, 3).reshape(b, n, c)) + x)
+
+    def forward(self, image):
+        h = self.embed_norm(self.queries).expand(image.shape[0], -1, -1)
+        h = self._attention(1, self._attention(0, h, h), image)
+        return self.norm(self.w2(F.gelu(self.w1(h))) + h)
+
+
 HANDWRITTEN: dict[str, type[Twin]] = {
     "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
     "carafe": CARAFE, "dysample": DySample, "sfnet": SFNet, "fapn": FaPN, "msdeform": MSDeform,
+    "gatedxattn": GatedXAttn, "qformer": QFormer,
 }
 
 
@@ -567,12 +620,12 @@ def setup(kind: str, *, functional: bool = False, batch: int = 1, seed: int = 0,
     block's tensors, and ``Module.to`` replaces buffers (batch-norm statistics) by new ones."""
     from fusioncli import create_fusion
     from fusioncli.registry import get_info
-    from fusioncli.spec import parse_shape
+    from fusioncli.spec import channels_of, parse_shape
 
     info = get_info(kind)
     shapes = [parse_shape(s) for s in info.inputs]
     torch.manual_seed(seed)
-    block = create_fusion(kind, [s[0] for s in shapes], info.out).eval()
+    block = create_fusion(kind, [channels_of(s) for s in shapes], info.out).eval()
     _randomize(block, seed + 1)
     block = block.to(device)
     gen = torch.Generator().manual_seed(seed + 2)

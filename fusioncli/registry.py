@@ -26,7 +26,7 @@ class BlockInfo:
     target: str  # "module:Class" under fusioncli.blocks
     summary: str
     source: str  # paper, venue, year
-    inputs: tuple[str, ...]  # documented default input shapes (CxHxW) for `fusion inspect KIND`
+    inputs: tuple[str, ...]  # documented default input shapes (CxHxW, or NxC tokens) for `fusion inspect KIND`
     out: int  # documented default output width
     alt_inputs: tuple[str, ...] = ()  # a second configuration for the tests (mismatched widths/sizes where allowed)
 
@@ -118,6 +118,13 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Multi-scale deformable attention: every pixel of every level samples P points per head and level (tokens out)",
               "Zhu et al., Deformable DETR, ICLR 2021", ("256x32x32", "256x16x16", "256x8x8"), 256,
               ("64x16x16", "128x8x8")),
+    # tokens NxC: N tokens of width C (the rank of the documented inputs is the rank a kind takes)
+    BlockInfo("gatedxattn", "tokens:GatedXAttnFusion",
+              "Flamingo gated cross-attention: text tokens attend to visual tokens, tanh gates (init 0) on attention and FFN",
+              "Alayrac et al., Flamingo, NeurIPS 2022", ("64x1024", "256x1024"), 1024, ("16x1024", "48x768")),
+    BlockInfo("qformer", "tokens:QFormerFusion",
+              "BLIP-2 Q-Former layer: learned queries, self-attention, cross-attention to the image tokens, FFN",
+              "Li et al., BLIP-2, ICML 2023", ("257x1408",), 768, ("50x512",)),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable
@@ -157,6 +164,15 @@ def kinds() -> dict[str, BlockInfo]:
 def list_fusions(pattern: str = "*") -> list[str]:
     """Registered block kinds matching an fnmatch ``pattern``, in registry order."""
     return [b.kind for b in BLOCKS if fnmatch.fnmatchcase(b.kind, pattern)]
+
+
+_INPUT_FORMS = {2: "NxC tokens", 3: "CxHxW feature maps"}
+
+
+def input_form(kind: str) -> tuple[int, str]:
+    """(rank, name) of the inputs a built-in kind takes: the rank of its documented default inputs."""
+    rank = len(get_info(kind).inputs[0].split("x"))
+    return rank, _INPUT_FORMS.get(rank, f"{rank}-dimensional inputs")
 
 
 def list_necks(pattern: str = "*") -> list[str]:

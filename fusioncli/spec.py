@@ -498,11 +498,12 @@ def override(base: Spec, *, inputs=None, out=None, options=None, batch=None, pac
 
 
 def check_builtin_inputs(spec: Spec) -> None:
-    """Built-in blocks take CxHxW maps, passed positionally."""
+    """Built-in blocks take inputs of their kind's rank (CxHxW maps, NxC tokens), passed positionally."""
+    rank, form = registry.input_form(spec.block)
     for shape in spec.inputs:
-        if len(shape) != 3:
+        if len(shape) != rank:
             raise SpecError.bad(spec.inputs_field, format_shape(shape),
-                                f"'{spec.block}' takes CxHxW feature maps (3 dimensions, got {len(shape)}); inputs "
+                                f"'{spec.block}' takes {form} ({rank} dimensions, got {len(shape)}); inputs "
                                 "of other ranks are for user blocks (FILE.py:NAME)")
     if spec.pack != "args" or spec.input_names is not None:
         raise SpecError(f"--pack: '{spec.block}' takes its inputs as separate positional maps; --pack {spec.pack} "

@@ -82,6 +82,7 @@ class FusionBlock(nn.Module):
 
     min_inputs = 1
     max_inputs: int | None = None
+    node_refusal: str | None = None  # why the block cannot be a neck's merge node (None: it can)
     default_align = "first"
     default_resize_mode = "bilinear"
     default_align_corners = False

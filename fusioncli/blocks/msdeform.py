@@ -69,6 +69,7 @@ class MSDeformAttnFusion(FusionBlock):
 
     kind = "msdeform"
     min_inputs = 1
+    node_refusal = "its output is tokens (N, C), not a map"
 
     def __init__(self, in_channels, out_channels, *, num_heads: int = 8, num_points: int = 4, norm: bool = True,
                  **align) -> None:

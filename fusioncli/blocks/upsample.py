@@ -127,6 +127,7 @@ class _UpsampleMerge(FusionBlock):
 
     min_inputs = 2
     max_inputs = 2
+    node_refusal = "it upsamples its coarse input itself, and a neck hands a merge its inputs at one size"
 
     def __init__(self, in_channels, out_channels, *, scale: int, **align) -> None:
         super().__init__(in_channels, out_channels, **align)
