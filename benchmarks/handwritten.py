@@ -472,7 +472,7 @@ class SFNet(Twin):
 
 
 class FaPN(Twin):
-    """output_conv(relu(DCNv2(U, offset(cat(A, 2U)))) + A), A = FSM(X1), U = up(lateral_top(X2))."""
+    """output_conv(relu(DCNv2(U, offset(cat(A, U)))) + A), A = FSM(X1), U = up(lateral_top(X2)) (the paper variant)."""
 
     def __init__(self, b, functional=False):
         super().__init__()
@@ -488,7 +488,7 @@ class FaPN(Twin):
         up = F.interpolate(self.lateral_top(x2), size=(h, w), mode="bilinear", align_corners=False)
         atten = torch.sigmoid(self.conv_atten(F.avg_pool2d(x1, x1.shape[2:])))
         arm = self.conv(x1 + torch.mul(x1, atten))
-        o1, o2, mask = torch.chunk(self.offset_mask(self.offset(torch.cat([arm, up * 2], dim=1))), 3, dim=1)
+        o1, o2, mask = torch.chunk(self.offset_mask(self.offset(torch.cat([arm, up], dim=1))), 3, dim=1)
         off, mask = torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
         c, g = up.shape[1], self.groups
         off = off.view(b, g, 9, 2, h, w)

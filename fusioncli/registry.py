@@ -111,7 +111,7 @@ BLOCKS: tuple[BlockInfo, ...] = (
               "Li et al., Semantic Flow for Fast and Accurate Scene Parsing (SFNet), ECCV 2020", ("256x32x32", "512x16x16"),
               256, ("64x16x16", "96x6x6")),
     BlockInfo("fapn", "align:FaPNFusion",
-              "FaPN: feature selection on the lateral, DCNv2 (pure PyTorch) aligns the upsampled coarse map, add, 3x3 conv",
+              "FaPN: feature selection, DCNv2 (pure PyTorch) aligns the upsampled coarse map, add, 3x3 (variant=reference: 2U)",
               "Huang et al., FaPN: Feature-aligned Pyramid Network for Dense Image Prediction, ICCV 2021",
               ("256x32x32", "512x16x16"), 256, ("64x16x16", "96x6x6")),
     BlockInfo("msdeform", "msdeform:MSDeformAttnFusion",

@@ -91,3 +91,22 @@ def test_sampling_blocks_have_nothing_uncounted_in_training():
         r = analyze(kind, inputs=["16x8x8", "24x4x4"], out=16, time=False, train=True)
         assert r.training.backward.uncounted_ops == {}
         assert r.training.backward.macs == 2 * r.cost.macs
+
+
+def test_msdeform_flops_term_by_term():
+    """msdeform, levels 8x4x4 and 8x2x2 (N = 16 + 4 = 20 tokens of C = 8), 2 heads of 4, 2 points, batch 1."""
+    r = analyze("msdeform", inputs=["8x4x4", "8x2x2"], out=8, time=False, options={"num_heads": 2, "num_points": 2})
+    n, c, mlp = 20, 8, 2 * 2 * 2        # heads x levels x points
+    value, offsets, weights, out = n * c * c, n * c * 2 * mlp, n * c * mlp, n * c * c
+    assert r.cost.macs == value + offsets + weights + out == 6_400
+    linears = 2 * (value + offsets + weights + out) + n * (c + 2 * mlp + mlp + c)  # + the bias adds
+    ref = 2 * 16 + 2 * 4                # reference points: x / W and y / H per pixel of each level
+    softmax = 5 * n * mlp               # over the L*P = 4 logits of each head
+    locations = 2 * n * 2 * mlp         # offsets / (W_l, H_l), + reference
+    grids = 2 * n * 2 * mlp             # 2 * loc - 1
+    sampling = 2 * (7 * (2 * 4 * n * 2) + 14 * (2 * n * 2))  # per level: (B*M, d, N, P) outputs, (B*M, N, P) points
+    weighted = 2 * (2 * 4 * n * 4)      # product with the weights, then the sum over L*P = 4 (1 per input element)
+    residual, norm = n * c, 7 * n * c   # + src; LayerNorm with affine
+    total = linears + ref + softmax + locations + grids + sampling + weighted + residual + norm
+    assert r.cost.flops == total == 25_000
+    assert r.cost.uncounted_ops == {}

@@ -25,11 +25,14 @@ the deformable convolution. With C = ``out_channels`` and G deformable groups (8
 
     U     = up(conv1x1(X_coarse))                       FAN's lateral of the coarser level (bias); bilinear
     A     = conv1x1'(X_fine + X_fine * sigmoid(conv1x1(avgpool(X_fine))))   FSM: Cf -> Cf, Cf -> C, no bias
-    O     = conv1x1(cat(A, 2U))                         2C -> C, no bias
+    O     = conv1x1(cat(A, U))                          2C -> C, no bias (variant=reference: cat(A, 2U))
     o, m  = conv3x3(O) split (2 G 9, G 9)               DCN's conv_offset_mask, bias, initialised to 0
     D     = ReLU(DCNv2(U; offsets o, masks sigmoid(m)))  3x3, C -> C, bias, G offset groups
     out   = conv3x3(D + A)                              FAN's output conv (bias)
 
+The paper's offsets come from the concatenation [A, U] (Sec. 3.2); ``FeatureAlign_V2`` doubles U
+before concatenating (``feat_up * 2``, "compute the dif"), which ``variant=reference`` does (one
+multiplication per element of U more; the same function up to a rescaling of the offset conv).
 The modulated deformable convolution runs in pure PyTorch, as DCNv2's reference: each of the 9
 taps of every output pixel is sampled bilinearly at its shifted position (``grid_sample``,
 zeros outside, which is DCNv2's ``dmcn_im2col_bilinear``), scaled by its mask, and the 9 C
@@ -42,6 +45,8 @@ sizes; output (B, C, H, W). ``align`` is not used.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -160,14 +165,21 @@ class FeatureSelection(nn.Module):
 
 
 class FaPNFusion(FusionBlock):
-    """FaPN feature alignment (FeatureAlign_V2 with FSM and DCNv2) and FAN's output conv."""
+    """FaPN feature alignment (FeatureAlign_V2 with FSM and DCNv2) and FAN's output conv.
+
+    Args:
+        deformable_groups: offset groups of the deformable convolution (8, as FeatureAlign_V2).
+        variant: ``paper`` (offsets from [A, U]) or ``reference`` (FeatureAlign_V2's [A, 2U]).
+    """
 
     kind = "fapn"
     min_inputs = 2
     max_inputs = 2
 
-    def __init__(self, in_channels, out_channels, *, deformable_groups: int = 8, **align) -> None:
+    def __init__(self, in_channels, out_channels, *, deformable_groups: int = 8,
+                 variant: Literal["paper", "reference"] = "paper", **align) -> None:
         super().__init__(in_channels, out_channels, **align)
+        self.variant = variant
         c = out_channels
         if deformable_groups < 1 or c % deformable_groups:
             raise SpecError(f"deformable_groups: 'fapn' needs out channels divisible by deformable_groups, got {c} and "
@@ -188,6 +200,6 @@ class FaPNFusion(FusionBlock):
         if up.shape[-2:] != size:
             up = self.resize[1](up, size)
         arm = self.lateral_conv(x_fine)
-        offset = self.offset(torch.cat([arm, up * 2], dim=1))
+        offset = self.offset(torch.cat([arm, up * 2 if self.variant == "reference" else up], dim=1))
         aligned = self.relu(self.dcpack_L2(up, offset))
         return self.output_conv(aligned + arm)

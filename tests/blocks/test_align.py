@@ -100,13 +100,13 @@ def dcn_v2_by_gather(x, offset, mask, weight, bias, groups):
     return torch.einsum("bckhw,ock->bohw", cols, weight.view(weight.shape[0], c, 9)) + bias.view(1, -1, 1, 1)
 
 
-def fapn_reference(x1, x2, w, groups):
-    """FAN level: FeatureAlign_V2(X1, lateral_conv(X2)), then the output conv."""
+def fapn_reference(x1, x2, w, groups, up_factor=2):
+    """FAN level: FeatureAlign_V2(X1, lateral_conv(X2)), then the output conv (the paper: ``up_factor`` 1)."""
     feat_s = F.conv2d(x2, w["lateral_top.weight"], w["lateral_top.bias"])
     feat_up = F.interpolate(feat_s, x1.shape[2:], mode="bilinear", align_corners=False)
     atten = torch.sigmoid(F.conv2d(F.avg_pool2d(x1, x1.size()[2:]), w["lateral_conv.conv_atten.weight"]))
     feat_arm = F.conv2d(x1 + x1 * atten, w["lateral_conv.conv.weight"])
-    offset = F.conv2d(torch.cat([feat_arm, feat_up * 2], dim=1), w["offset.weight"])
+    offset = F.conv2d(torch.cat([feat_arm, feat_up * up_factor], dim=1), w["offset.weight"])
     out = F.conv2d(offset, w["dcpack_L2.conv_offset_mask.weight"], w["dcpack_L2.conv_offset_mask.bias"], padding=1)
     o1, o2, mask = torch.chunk(out, 3, dim=1)
     feat_align = F.relu(dcn_v2_by_gather(feat_up, torch.cat((o1, o2), dim=1), torch.sigmoid(mask),
@@ -114,21 +114,22 @@ def fapn_reference(x1, x2, w, groups):
     return F.conv2d(feat_align + feat_arm, w["output_conv.weight"], w["output_conv.bias"], padding=1)
 
 
-@pytest.mark.parametrize("cin,coarse,groups", [((16, 16), (5, 6), 8), ((8, 24), (4, 7), 2)])
-def test_fapn_equals_dcnv2_by_gather(cin, coarse, groups):
+@pytest.mark.parametrize("cin,coarse,groups,variant", [((16, 16), (5, 6), 8, "reference"), ((8, 24), (4, 7), 2, "paper")])
+def test_fapn_equals_dcnv2_by_gather(cin, coarse, groups, variant):
     torch.manual_seed(0)
-    block = create_fusion("fapn", list(cin), 16, deformable_groups=groups).eval()
+    block = create_fusion("fapn", list(cin), 16, deformable_groups=groups, variant=variant).eval()
     randomize(block, scale=0.2)  # offsets of a few pixels: taps cross the borders
     w = {k: v.detach().clone() for k, v in block.state_dict().items()}
     gen = torch.Generator().manual_seed(1)
     x1, x2 = torch.randn(2, cin[0], 10, 12, generator=gen), torch.randn(2, cin[1], *coarse, generator=gen)
     with torch.no_grad():
         y = block(x1, x2)
-        off = block.dcpack_L2.conv_offset_mask(block.offset(torch.cat([block.lateral_conv(x1), 2 * F.interpolate(
+        factor = 2 if variant == "reference" else 1
+        off = block.dcpack_L2.conv_offset_mask(block.offset(torch.cat([block.lateral_conv(x1), factor * F.interpolate(
             block.lateral_top(x2), (10, 12), mode="bilinear")], 1)))
     assert off[:, :2 * groups * 9].abs().max() > 1.5  # the check reaches past neighbouring pixels
     assert y.shape == (2, 16, 10, 12)
-    torch.testing.assert_close(y, fapn_reference(x1, x2, w, groups), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y, fapn_reference(x1, x2, w, groups, factor), rtol=1e-4, atol=1e-4)
 
 
 def test_fapn_offsets_start_at_zero():
@@ -171,3 +172,11 @@ def test_bad_options():
         create_fusion("fapn", [8, 8], 12)
     with pytest.raises(SpecError, match="even width, got 15"):
         create_fusion("sfnet", [8, 8], 15)
+
+
+def test_fapn_reference_variant_costs_one_multiplication_per_element_of_u():
+    inputs = ["16x8x8", "24x4x4"]
+    paper = analyze("fapn", inputs=inputs, out=16, time=False)
+    code = analyze("fapn", inputs=inputs, out=16, time=False, options={"variant": "reference"})
+    assert code.cost.macs == paper.cost.macs
+    assert code.cost.flops - paper.cost.flops == 16 * 8 * 8  # U * 2: C x H x W at the fine size
