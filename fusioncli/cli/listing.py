@@ -125,14 +125,14 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
                                        for s in specs]), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    if _plain(fmt, ["name", "block", "inputs (CxHxW)", "out", "from"],
+    if _plain(fmt, ["name", "block", "inputs", "out", "from"],
               [[s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source] for s in specs]):
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Bundled presets", header_style="bold")
-    for col in ("name", "block", "inputs (CxHxW)", "out", "from"):
+    for col in ("name", "block", "inputs", "out", "from"):
         table.add_column(col)
     for s in specs:
         table.add_row(s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source)
