@@ -4,7 +4,7 @@
 
 >>> import fusioncli
 >>> fusioncli.list_fusions("c*")
-['concat', 'cat', 'cbam', 'crossattn']
+['concat', 'cat', 'cbam', 'crossattn', 'carafe']
 >>> fusioncli.list_necks()
 ['neck:fpn', 'neck:pafpn', 'neck:bifpn', 'neck:dpt', 'neck:unet', 'neck:segformer']
 >>> block = fusioncli.create_fusion("concat", in_channels=[64, 64], out_channels=64)
