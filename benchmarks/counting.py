@@ -18,7 +18,8 @@ from fusioncli import create_fusion, list_fusions
 from fusioncli.analysis import analyze
 from fusioncli.analysis.cost import CostCounter
 from fusioncli.registry import get_info
-from fusioncli.spec import parse_shape
+
+from fusioncli.spec import channels_of, parse_shape
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -32,8 +33,9 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def scaled(shapes, factor):
-    """Every dimension after C times ``factor`` (maps, volumes; a vector has none)."""
-    return [(s[0], *(d * factor for d in s[1:])) for s in shapes]
+    """Maps and volumes: every dimension after C times ``factor``; tokens (NxC): N times ``factor``; a vector
+    as it is."""
+    return [(s[0] * factor, s[1]) if len(s) == 2 else (s[0], *(d * factor for d in s[1:])) for s in shapes]
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
         for factor in (1, args.large_factor):
             shapes = scaled(base, factor)
             with torch.device("meta"):
-                meta_block = create_fusion(kind, [s[0] for s in shapes], info.out).eval()
+                meta_block = create_fusion(kind, [channels_of(s) for s in shapes], info.out).eval()
             meta_xs = [torch.empty((1, *s), device="meta") for s in shapes]
 
             def count():
@@ -61,7 +63,7 @@ def main() -> None:
 
             ins = ["x".join(map(str, s)) for s in shapes]
             full = median_ms(lambda: analyze(kind, inputs=ins, out=info.out, time=False), args.repeat)
-            cpu_block = create_fusion(kind, [s[0] for s in shapes], info.out).eval()
+            cpu_block = create_fusion(kind, [channels_of(s) for s in shapes], info.out).eval()
             cpu_xs = [torch.randn((1, *s)) for s in shapes]
 
             def forward():

@@ -70,6 +70,9 @@ def layer(m: nn.Module, functional: bool) -> nn.Module | Callable:
         return lambda x: F.leaky_relu(x, slope, inplace)
     if t is nn.SiLU:
         return F.silu
+    if t is nn.GELU:
+        approximate = m.approximate
+        return lambda x: F.gelu(x, approximate=approximate)
     if t is nn.Sigmoid:
         return torch.sigmoid
     if t is nn.AdaptiveAvgPool2d:
@@ -504,11 +507,210 @@ class HRNet(Twin):
         return outs
 
 
+def chain(ms, functional: bool):
+    """A fusion ``Chain`` (conv, norm, activation) called layer by layer."""
+    fs = [layer(m, functional) for m in ms]
+
+    def run(x):
+        for f in fs:
+            x = f(x)
+        return x
+
+    return run
+
+
+class CARAFE(Twin):
+    """fpn_conv(lat1(X1) + CARAFE(lat2(X2))); CARAFE: compressor, encoder, pixel shuffle, softmax, reassembly."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.lat1, self.lat2, self.fpn_conv = (layer(m, functional) for m in (b.lateral[0], b.lateral[1], b.fpn_conv))
+        up = b.upsample
+        self.compressor, self.encoder = layer(up.channel_compressor, functional), layer(up.content_encoder, functional)
+        self.s, self.k = up.scale, up.up_kernel
+
+    def forward(self, x1, x2):
+        s, k = self.s, self.k
+        x = self.lat2(x2)
+        b, c, h, w = x.shape
+        mask = F.softmax(F.pixel_shuffle(self.encoder(self.compressor(x)), s).view(b, 1, k * k, s * h, s * w), dim=2)
+        mask = mask.view(b, k * k, h, s, w, s).permute(0, 2, 4, 1, 3, 5).reshape(b * h * w, k * k, s * s)
+        cols = F.unfold(x, k, padding=k // 2).view(b, c, k * k, h * w).permute(0, 3, 1, 2).reshape(b * h * w, c, k * k)
+        up = torch.bmm(cols, mask).view(b, h, w, c, s, s).permute(0, 3, 1, 4, 2, 5).reshape(b, c, s * h, s * w)
+        return self.fpn_conv(self.lat1(x1) + up)
+
+
+class DySample(Twin):
+    """fpn_conv(lat1(X1) + DySample(lat2(X2))); DySample lp, static scope: grid_sample at centres + offsets."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.lat1, self.lat2, self.fpn_conv = (layer(m, functional) for m in (b.lateral[0], b.lateral[1], b.fpn_conv))
+        self.offset = layer(b.upsample.offset, functional)
+        self.init_pos, self.s, self.g = b.upsample.init_pos, b.upsample.scale, b.upsample.groups
+
+    def forward(self, x1, x2):
+        x = self.lat2(x2)
+        s, g = self.s, self.g
+        offset = self.offset(x) * 0.25 + self.init_pos
+        b, _, h, w = offset.shape
+        centres = torch.stack(torch.meshgrid([torch.arange(w, dtype=x.dtype, device=x.device) + 0.5,
+                                              torch.arange(h, dtype=x.dtype, device=x.device) + 0.5], indexing="ij"))
+        centres = centres.transpose(1, 2).view(1, 2, 1, h, w)
+        normalizer = torch.tensor([w, h], dtype=x.dtype, device=x.device).view(1, 2, 1, 1, 1)
+        grid = 2 * (centres + offset.view(b, 2, -1, h, w)) / normalizer - 1
+        grid = F.pixel_shuffle(grid.view(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
+        grid = grid.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
+        up = F.grid_sample(x.reshape(b * g, -1, h, w), grid, mode="bilinear", align_corners=False, padding_mode="border")
+        return self.fpn_conv(self.lat1(x1) + up.view(b, -1, s * h, s * w))
+
+
+class SFNet(Twin):
+    """fpn_out(L + flow_warp(H, flow_make(cat(up(down_h(H)), down_l(L))))), L = conv_bn_relu(X1), H = proj(X2)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.lateral, self.fpn_out = chain(b.lateral, functional), chain(b.fpn_out, functional)
+        self.proj = layer(b.proj[0], functional)  # the default inputs: 512 -> 256
+        self.down_h, self.down_l, self.flow_make = (layer(m, functional) for m in (b.down_h, b.down_l, b.flow_make))
+
+    def forward(self, x1, x2):
+        low, x2 = self.lateral(x1), self.proj(x2)
+        n, _, out_h, out_w = low.shape
+        h = F.interpolate(self.down_h(x2), size=(out_h, out_w), mode="bilinear", align_corners=True)
+        flow = self.flow_make(torch.cat([h, self.down_l(low)], 1))
+        norm = torch.tensor([[[[out_w, out_h]]]], dtype=x2.dtype, device=x2.device)
+        gy = torch.linspace(-1.0, 1.0, out_h, dtype=x2.dtype, device=x2.device).view(-1, 1).repeat(1, out_w)
+        gx = torch.linspace(-1.0, 1.0, out_w, dtype=x2.dtype, device=x2.device).repeat(out_h, 1)
+        grid = torch.cat((gx.unsqueeze(2), gy.unsqueeze(2)), 2).repeat(n, 1, 1, 1)
+        return self.fpn_out(low + F.grid_sample(x2, grid + flow.permute(0, 2, 3, 1) / norm, align_corners=True))
+
+
+class FaPN(Twin):
+    """output_conv(relu(DCNv2(U, offset(cat(A, U)))) + A), A = FSM(X1), U = up(lateral_top(X2)) (the paper variant)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        fsm, dcn = b.lateral_conv, b.dcpack_L2
+        self.conv_atten, self.conv = layer(fsm.conv_atten, functional), layer(fsm.conv, functional)
+        self.lateral_top, self.offset, self.output_conv = (layer(m, functional)
+                                                           for m in (b.lateral_top, b.offset, b.output_conv))
+        self.offset_mask = layer(dcn.conv_offset_mask, functional)
+        self.weight, self.bias, self.groups = dcn.weight, dcn.bias, dcn.deformable_groups
+
+    def forward(self, x1, x2):
+        b, _, h, w = x1.shape
+        up = F.interpolate(self.lateral_top(x2), size=(h, w), mode="bilinear", align_corners=False)
+        atten = torch.sigmoid(self.conv_atten(F.avg_pool2d(x1, x1.shape[2:])))
+        arm = self.conv(x1 + torch.mul(x1, atten))
+        o1, o2, mask = torch.chunk(self.offset_mask(self.offset(torch.cat([arm, up], dim=1))), 3, dim=1)
+        off, mask = torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
+        c, g = up.shape[1], self.groups
+        off = off.view(b, g, 9, 2, h, w)
+        ty, tx = torch.meshgrid(torch.arange(3, dtype=up.dtype, device=up.device) - 1,
+                                torch.arange(3, dtype=up.dtype, device=up.device) - 1, indexing="ij")
+        ys = torch.arange(h, dtype=up.dtype, device=up.device).view(1, h, 1) + ty.reshape(9, 1, 1)
+        xs = torch.arange(w, dtype=up.dtype, device=up.device).view(1, 1, w) + tx.reshape(9, 1, 1)
+        py, px = off[:, :, :, 0] + ys, off[:, :, :, 1] + xs
+        grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1).view(b * g, 9 * h, w, 2)
+        cols = F.grid_sample(up.reshape(b * g, c // g, h, w), grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+        cols = cols.view(b, g, c // g, 9, h, w) * mask.view(b, g, 1, 9, h, w)
+        aligned = F.relu(F.conv2d(cols.reshape(b, c * 9, h, w), self.weight.reshape(self.weight.shape[0], c * 9, 1, 1),
+                                  self.bias))
+        return self.output_conv(aligned + arm)
+
+
+class MSDeform(Twin):
+    """LN(X + output_proj(MSDA(X))) over the flattened levels, queries at the pixel centres."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.offsets, self.weights, self.value, self.out, self.norm = (
+            layer(m, functional) for m in (b.sampling_offsets, b.attention_weights, b.value_proj, b.output_proj, b.norm))
+        self.m, self.p = b.num_heads, b.num_points
+
+    def forward(self, *xs):
+        shapes = [tuple(x.shape[-2:]) for x in xs]
+        src = torch.cat([x.flatten(2).transpose(1, 2) for x in xs], 1)
+        b, n, c = src.shape
+        m, p, nl = self.m, self.p, len(xs)
+        refs = []
+        for h, w in shapes:
+            ys, xx = torch.meshgrid(torch.linspace(0.5, h - 0.5, h, dtype=src.dtype, device=src.device),
+                                    torch.linspace(0.5, w - 0.5, w, dtype=src.dtype, device=src.device), indexing="ij")
+            refs.append(torch.stack((xx.reshape(-1) / w, ys.reshape(-1) / h), -1))
+        ref = torch.cat(refs, 0)
+        value = self.value(src).view(b, n, m, c // m)
+        off = self.offsets(src).view(b, n, m, nl, p, 2)
+        aw = self.weights(src).view(b, n, m, nl * p).softmax(-1).view(b, n, m, nl, p)
+        normalizer = torch.tensor([[w, h] for h, w in shapes], dtype=src.dtype, device=src.device)
+        grids = 2 * (ref[None, :, None, None, None, :] + off / normalizer[None, None, None, :, None, :]) - 1
+        values = value.split([h * w for h, w in shapes], dim=1)
+        sampled = [F.grid_sample(values[i].flatten(2).transpose(1, 2).reshape(b * m, c // m, h, w),
+                                 grids[:, :, :, i].transpose(1, 2).flatten(0, 1), mode="bilinear",
+                                 padding_mode="zeros", align_corners=False) for i, (h, w) in enumerate(shapes)]
+        aw = aw.transpose(1, 2).reshape(b * m, 1, n, nl * p)
+        o = (torch.stack(sampled, dim=-2).flatten(-2) * aw).sum(-1).view(b, c, n).transpose(1, 2).contiguous()
+        return self.norm(src + self.out(o))
+
+
+class GatedXAttn(Twin):
+    """x + tanh(a) to_out(softmax(q k^T - max) v), then x + tanh(b) ff(x); q from LN(x), k and v from the media."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.norm, self.to_q, self.to_kv, self.to_out = (layer(m, functional) for m in (b.norm, b.to_q, b.to_kv, b.to_out))
+        self.ff = layer(b.ff, functional) if functional else b.ff
+        self.attn_gate, self.ff_gate, self.heads, self.scale = b.attn_gate, b.ff_gate, b.num_heads, b.scale
+
+    def forward(self, x, media):
+        b, n1, _ = x.shape
+        n2, h = media.shape[1], self.heads
+        q = self.to_q(self.norm(x)).view(b, n1, h, -1).transpose(1, 2) * self.scale
+        k, v = self.to_kv(media).chunk(2, dim=-1)
+        k, v = k.reshape(b, n2, h, -1).transpose(1, 2), v.reshape(b, n2, h, -1).transpose(1, 2)
+        sim = q @ k.transpose(-2, -1)
+        attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
+        x = self.to_out((attn @ v).transpose(1, 2).reshape(b, n1, -1)) * self.attn_gate.tanh() + x
+        return self.ff(x) * self.ff_gate.tanh() + x
+
+
+class QFormer(Twin):
+    """LN(queries); self-attention, cross-attention to the image tokens, FFN, each with residual + LN (BERT)."""
+
+    def __init__(self, b, functional=False):
+        super().__init__()
+        self.queries, self.embed_norm = b.query_tokens, layer(b.embed_norm, functional)
+        self.attn = [tuple(layer(m, functional) for m in (a.query, a.key, a.value, a.dense, a.LayerNorm))
+                     for a in (b.attention, b.crossattention)]
+        self.heads = b.attention.heads
+        self.w1, self.w2, self.norm = (layer(m, functional) for m in (b.intermediate_query[0], b.output_query,
+                                                                        b.output_norm))
+
+    def _attention(self, i, x, context):
+        query, key, value, dense, norm = self.attn[i]
+        b, n, c = x.shape
+        h = self.heads
+        q = query(x).view(b, n, h, -1).permute(0, 2, 1, 3)
+        k = key(context).view(b, context.shape[1], h, -1).permute(0, 2, 1, 3)
+        v = value(context).view(b, context.shape[1], h, -1).permute(0, 2, 1, 3)
+        ctx = ((q @ k.transpose(-1, -2)) / (c // h) ** 0.5).softmax(dim=-1) @ v
+        return norm(dense(ctx.permute(0, 2, 1, 3).reshape(b, n, c)) + x)
+
+    def forward(self, image):
+        h = self.embed_norm(self.queries).expand(image.shape[0], -1, -1)
+        h = self._attention(1, self._attention(0, h, h), image)
+        return self.norm(self.w2(F.gelu(self.w1(h))) + h)
+
+
 HANDWRITTEN: dict[str, type[Twin]] = {
     "concat": Concat, "cat": Cat, "add": Add, "gated": Gated, "multiscale": MultiScale, "dpt": DPT, "aff": AFF, "iaff": IAFF,
     "sk": SK, "skff": SKFF, "bifpn": BiFPN, "asff": ASFF, "fpn": FPN, "pan": PAN, "gff": GFF, "ffm": FFM,
     "se": SE, "cbam": CBAM, "segformer": SegFormer, "crossattn": CrossAttention,
     "c2f": C2f, "repc3": RepC3, "eca": ECA, "coordatt": CoordAtt, "film": FiLM, "hrnet": HRNet,
+    "carafe": CARAFE, "dysample": DySample, "sfnet": SFNet, "fapn": FaPN, "msdeform": MSDeform,
+    "gatedxattn": GatedXAttn, "qformer": QFormer,
 }
 
 
@@ -534,12 +736,12 @@ def setup(kind: str, *, functional: bool = False, batch: int = 1, seed: int = 0,
     block's tensors, and ``Module.to`` replaces buffers (batch-norm statistics) by new ones."""
     from fusioncli import create_fusion
     from fusioncli.registry import get_info
-    from fusioncli.spec import parse_shape
+    from fusioncli.spec import channels_of, parse_shape
 
     info = get_info(kind)
     shapes = [parse_shape(s) for s in info.inputs]
     torch.manual_seed(seed)
-    block = create_fusion(kind, [s[0] for s in shapes], info.out).eval()
+    block = create_fusion(kind, [channels_of(s) for s in shapes], info.out).eval()
     _randomize(block, seed + 1)
     block = block.to(device)
     gen = torch.Generator().manual_seed(seed + 2)

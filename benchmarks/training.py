@@ -89,7 +89,8 @@ def memory_rows() -> None:
     for kind in list_fusions():
         for scale in (1, 2):
             spec = resolve_spec(kind)
-            spec.inputs = [[s[0], *(d * scale for d in s[1:])] for s in spec.inputs]
+            spec.inputs = [[s[0] * scale, s[1]] if len(s) == 2 else [s[0], *(d * scale for d in s[1:])]  # tokens: N
+                           for s in spec.inputs]
             meta = analysis.build(spec, "meta", torch.float32)
             args, kwargs = analysis.make_inputs(spec, "meta", torch.float32)
             peak = count_training(meta, args, kwargs).memory.peak_bytes

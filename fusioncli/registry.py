@@ -26,7 +26,7 @@ class BlockInfo:
     target: str  # "module:Class" under fusioncli.blocks
     summary: str
     source: str  # paper, venue, year
-    inputs: tuple[str, ...]  # documented default input shapes (CxHxW) for `fusion inspect KIND`
+    inputs: tuple[str, ...]  # documented default input shapes (CxHxW, or NxC tokens) for `fusion inspect KIND`
     out: int  # documented default output width
     alt_inputs: tuple[str, ...] = ()  # a second configuration for the tests (mismatched widths/sizes where allowed)
     # the input ranks the kind takes: each pattern gives input i the rank pattern[min(i, len - 1)];
@@ -151,6 +151,35 @@ BLOCKS: tuple[BlockInfo, ...] = (
     BlockInfo("film", "film:FiLMFusion", "FiLM: a vector (2nd input) gives per-channel gamma, beta by a linear layer; gamma*X + beta (variant=reference: 1+gamma)",
               "Perez et al., FiLM: Visual Reasoning with a General Conditioning Layer, AAAI 2018", ("128x14x14", "4096"), 128,
               ("128x9x7", "24"), ((3, 1),)),
+    # --- second wave, sampling and alignment (issue 19); see ../shared/BLOCKS.md
+    BlockInfo("carafe", "upsample:CARAFEFusion",
+              "FPN level with CARAFE upsampling: per-pixel softmax k x k kernels reassemble the coarse map, add, 3x3 conv",
+              "Wang et al., CARAFE: Content-Aware ReAssembly of FEatures, ICCV 2019", ("256x32x32", "512x16x16"), 256,
+              ("64x16x16", "96x8x8")),
+    BlockInfo("dysample", "upsample:DySampleFusion",
+              "FPN level with DySample upsampling: learned point offsets, grid_sample the coarse map, add, 3x3 conv",
+              "Liu et al., Learning to Upsample by Learning to Sample, ICCV 2023", ("256x32x32", "512x16x16"), 256,
+              ("64x16x16", "96x8x8")),
+    BlockInfo("sfnet", "align:SFNetFusion",
+              "Flow alignment: a learned 2-channel flow warps the coarse map (grid_sample), add to the lateral, 3x3 conv",
+              "Li et al., Semantic Flow for Fast and Accurate Scene Parsing (SFNet), ECCV 2020", ("256x32x32", "512x16x16"),
+              256, ("64x16x16", "96x6x6")),
+    BlockInfo("fapn", "align:FaPNFusion",
+              "FaPN: feature selection, DCNv2 (pure PyTorch) aligns the upsampled coarse map, add, 3x3 (variant=reference: 2U)",
+              "Huang et al., FaPN: Feature-aligned Pyramid Network for Dense Image Prediction, ICCV 2021",
+              ("256x32x32", "512x16x16"), 256, ("64x16x16", "96x6x6")),
+    BlockInfo("msdeform", "msdeform:MSDeformAttnFusion",
+              "Multi-scale deformable attention: every pixel of every level samples P points per head and level (tokens out)",
+              "Zhu et al., Deformable DETR, ICLR 2021", ("256x32x32", "256x16x16", "256x8x8"), 256,
+              ("64x16x16", "128x8x8")),
+    # tokens NxC: N tokens of width C
+    BlockInfo("gatedxattn", "tokens:GatedXAttnFusion",
+              "Flamingo gated cross-attention: text tokens attend to visual tokens, tanh gates (init 0) on attention and FFN",
+              "Alayrac et al., Flamingo, NeurIPS 2022", ("64x1024", "256x1024"), 1024, ("16x1024", "48x768"),
+              ((2,),)),
+    BlockInfo("qformer", "tokens:QFormerFusion",
+              "BLIP-2 Q-Former layer: learned queries, self-attention, cross-attention to the image tokens, FFN",
+              "Li et al., BLIP-2, ICML 2023", ("257x1408",), 768, ("50x512",), ((2,),)),
 )
 
 # Necks: whole decoders over a feature pyramid (fusioncli.necks), their fusion node swappable

@@ -10,7 +10,7 @@ import torch
 from fusioncli import create_fusion, list_fusions, registry
 from fusioncli.analysis.cost import CostCounter
 from fusioncli.registry import block_options, get_info
-from fusioncli.spec import parse_shape
+from fusioncli.spec import channels_of, parse_shape
 
 CASES = [
     (kind, cfg, [parse_shape(s) for s in inputs])
@@ -23,7 +23,7 @@ IDS = [f"{k}-{c}" for k, c, _ in CASES]
 
 def build(kind, shapes, out=None):
     torch.manual_seed(0)
-    return create_fusion(kind, [s[0] for s in shapes], out or get_info(kind).out, **registry.shape_options(kind, shapes))
+    return create_fusion(kind, [channels_of(s) for s in shapes], out or get_info(kind).out, **registry.shape_options(kind, shapes))
 
 
 def as_list(y):
@@ -77,7 +77,7 @@ def test_meta_counting_equals_real_counting(kind, cfg, shapes):
     for device in ("meta", "cpu"):
         torch.manual_seed(0)
         with torch.device(device):
-            block = create_fusion(kind, [s[0] for s in shapes], get_info(kind).out,
+            block = create_fusion(kind, [channels_of(s) for s in shapes], get_info(kind).out,
                                   **registry.shape_options(kind, shapes)).eval()
         xs = [torch.empty((1, *s), device=device).normal_() if device == "cpu" else torch.empty((1, *s), device="meta")
               for s in shapes]

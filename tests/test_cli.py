@@ -189,7 +189,7 @@ def test_listings_honour_csv_and_markdown():
     assert [row[0] for row in rows[1:]] == [*list_fusions(), *list_necks()]
     r = run("presets", "--format", "markdown")
     lines = r.stdout.splitlines()
-    assert lines[0] == "| name | block | inputs (CxHxW) | out | from |" and len(lines) == 2 + len(bundled_presets())
+    assert lines[0] == "| name | block | inputs | out | from |" and len(lines) == 2 + len(bundled_presets())
 
 
 def test_warnings_print_through_the_live_console_and_the_spinner_needs_a_terminal():

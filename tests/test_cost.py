@@ -187,6 +187,13 @@ def test_meta_shortcuts_match_torch_shapes():
         (aten.max_pool2d_with_indices_backward.default, lambda d: (
             torch.zeros(1, 2, 8, 5, device=d), torch.zeros(1, 2, 15, 8, device=d), [3, 3], [2, 2], [1, 1], [1, 1], True,
             torch.zeros(1, 2, 8, 5, dtype=torch.int64, device=d))),
+        (aten.stack.default, lambda d: ([torch.zeros(2, 3, device=d), torch.zeros(2, 3, device=d)], -1)),
+        (aten.repeat.default, lambda d: (torch.zeros(2, 3, device=d), [4, 1, 2])),
+        (aten.pixel_shuffle.default, lambda d: (torch.zeros(1, 2, 12, 3, 5, device=d), 2)),
+        (aten.pixel_unshuffle.default, lambda d: (torch.zeros(1, 3, 4, 6, device=d), 2)),
+        (aten.im2col.default, lambda d: (torch.zeros(2, 3, 7, 6, device=d), [3, 3], [1, 1], [1, 1], [2, 1])),
+        (aten.grid_sampler_2d.default, lambda d: (torch.zeros(2, 3, 5, 6, device=d), torch.zeros(2, 4, 7, 2, device=d),
+                                                  0, 0, False)),
     ]
     for func, make in cases:
         meta = meta_shortcut(func, make("meta"))
@@ -197,6 +204,12 @@ def test_meta_shortcuts_match_torch_shapes():
             assert (m is None) == (r is None or (func is aten.convolution_backward.default and r.numel() == 0)), func
             if m is not None:
                 assert tuple(m.shape) == tuple(r.shape) and m.dtype == r.dtype, func
+    ranges = [(aten.arange.default, (7,), {}), (aten.arange.start, (2, 9), {"dtype": torch.float32}),
+              (aten.arange.start_step, (0.5, 3.0, 0.75), {}), (aten.linspace.default, (-1.0, 1.0, 5), {})]
+    for func, args, kwargs in ranges:
+        meta = meta_shortcut(func, args, {**kwargs, "device": torch.device("meta")})
+        real = func(*args, **kwargs)
+        assert (meta.shape, meta.dtype) == (real.shape, real.dtype), func
 
 
 def test_counting_imports_neither_dynamo_nor_sympy():

@@ -28,13 +28,15 @@ MISSING = "install the extra with pip install 'fusioncli[deploy]'"
 
 def small(kind: str) -> tuple[list[str], int]:
     """The kind's documented inputs with widths / 8 (at least 8) and sizes divided by the largest of 8, 4, 2
-    that keeps the first input at least 4 pixels and every size whole (ratios between levels kept)."""
+    that keeps the first input at least 4 pixels and every size whole (ratios between levels kept); tokens
+    with N and C / 8, a vector with its width / 8."""
     info = registry.get_info(kind)
     shapes = [[int(x) for x in s.split("x")] for s in info.inputs]
     maps = [s for s in shapes if len(s) == 3]  # vectors (film's second input) keep their width / 8 only
     f = next(d for d in (8, 4, 2, 1) if not maps or maps[0][1] // d >= 4 and all(s[1] % d == 0 == s[2] % d
                                                                                for s in maps))
-    small_ = [[max(8, s[0] // 8), *(n // f for n in s[1:])] if len(s) == 3 else [max(8, s[0] // 8), *s[1:]]
+    small_ = [[max(8, s[0] // 8), *(n // f for n in s[1:])] if len(s) == 3 else
+              [max(4, s[0] // 8), max(8, s[1] // 8)] if len(s) == 2 else [max(8, s[0] // 8)]  # tokens: N and C / 8
               for s in shapes]
     return ["x".join(map(str, s)) for s in small_], max(8, info.out // 8)
 

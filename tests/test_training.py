@@ -64,7 +64,8 @@ def _weight_macs(kind: str, scale: int, inputs: tuple[str, ...] | None = None) -
     """(MACs of every conv/linear with a weight, all forward MACs): an independent count from the module
     shapes seen by forward hooks on CPU (Cout x Cin/groups x kernel x output positions x batch)."""
     spec = resolve_spec(kind, inputs=list(inputs)) if inputs else resolve_spec(kind)
-    spec.inputs = [[s[0], *(d * scale for d in s[1:])] for s in spec.inputs]
+    spec.inputs = [[s[0] * scale, s[1]] if len(s) == 2 else [s[0], *(d * scale for d in s[1:])]  # tokens: N
+                   for s in spec.inputs]
     model = analysis.build(spec, "cpu", torch.float32)
     weights = 0
     hooks = []
@@ -94,8 +95,9 @@ def test_every_block_backward_is_twice_its_products(kind, scale):
     r = analysis.analyze(spec, time=False, train=True)
     b = r.training.backward
     assert b.macs == 2 * r.cost.macs
-    assert b.grad_weight_macs == weights
-    assert b.grad_input_macs == 2 * r.cost.macs - weights
+    if kind not in PARAMETER_FED:
+        assert b.grad_weight_macs == weights
+        assert b.grad_input_macs == 2 * r.cost.macs - weights
     assert b.uncounted_ops == {} and r.training.forward_macs == r.cost.macs
 
 
@@ -108,6 +110,12 @@ def test_volume_backward_is_twice_its_products(kind):
     b = r.training.backward
     assert b.macs == 2 * r.cost.macs and b.grad_weight_macs == weights
     assert b.uncounted_ops == {} and r.cost.uncounted_ops == {}
+
+
+# Blocks with a parameter that feeds activations (qformer's learned queries): the backward through the path
+# the inputs do not reach exists only for that parameter and counts as grad_weight, beyond the conv/linear
+# weights; tests/blocks/test_tokens.py derives that split by hand.
+PARAMETER_FED = {"qformer"}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])

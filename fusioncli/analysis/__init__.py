@@ -24,7 +24,7 @@ from .. import limits, registry, userblock
 from ..errors import FusionError, RunError, SpecError
 from ..deploy import ExportSettings
 from ..report import Bytes, Cost, Deploy, Layer, Memory, NodeRow, Report, Timing
-from ..spec import Spec, override, resolve_spec, typed_options
+from ..spec import Spec, channels_of, override, resolve_spec, typed_options
 from . import guard
 from .cost import CONVENTION, CostCounter
 from .nodynamo import without_dynamo_import
@@ -105,7 +105,7 @@ def build(spec: Spec | Recipe, device: str | torch.device, dtype: torch.dtype) -
     elif r.target is None:
         s = r.spec
         with torch.device(device):
-            model = registry.create_fusion(s.block, [shape[0] for shape in s.inputs], s.out, **r.kwargs)
+            model = registry.create_fusion(s.block, [channels_of(shape) for shape in s.inputs], s.out, **r.kwargs)
     else:
         with torch.device(device):
             model = userblock.construct(r.target, r.kwargs, userblock.roots_of(r.spec))

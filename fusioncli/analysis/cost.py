@@ -35,9 +35,18 @@ adaptive avg pooling (2-D and 3-D)           1 per input element + 1 per output
 adaptive max pooling (2-D and 3-D)           1 per *input* element
 bilinear / bicubic interpolation             7 / 31 (weights precomputed)
 trilinear interpolation (volumes)            15 (8 taps: 8 products, 7 sums)
+grid sampling, bilinear / nearest / bicubic  7 / 0 / 35, + per grid point (see below)
+unfold (im2col) / fold (col2im)              0 / 1 per column element (overlaps add)
 nearest interpolation, cat, copy, pad        0 (data movement: bytes only)
 views (view, permute, expand, slice, ...)    0 and no bytes
 ==========================================  =========================================
+
+Grid sampling, per grid point (shared by the channels): unnormalise 4 (mul, add per axis); padding
+per clipped coordinate (2 for bilinear and nearest, 8 for bicubic's taps): zeros 0, border 2,
+reflection 8; the weights: bilinear 10 (floor 2, fractions 2, complements 2, corner products 4),
+nearest 2 (round), bicubic 54 (floor 2, fractions 2, 4 cubic coefficients per axis 2 x 25).
+Pixel shuffle and einsum need nothing of their own: one is data movement, the other runs as
+``bmm`` under the dispatcher.
 
 Bytes: every op that is not a view reads its tensor arguments and writes its
 outputs; ``bytes_read`` and ``bytes_written`` add those sizes up. This is the
@@ -267,7 +276,7 @@ class CostCounter(TorchDispatchMode):
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = meta_shortcut(func, args)
+        out = meta_shortcut(func, args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
         name, view, first_output_only = _plan(func)

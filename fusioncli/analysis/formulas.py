@@ -404,7 +404,7 @@ def _builtin_table() -> dict[str, tuple[Callable, bool]]:
     put(_packet_names("_adaptive_avg_pool2d adaptive_avg_pool2d _adaptive_avg_pool3d"), _input_plus_output)
     put(_packet_names("adaptive_max_pool2d"), _per_input(1))
     put(_packet_names("avg_pool2d max_pool2d_with_indices max_pool2d avg_pool1d max_pool1d"), _pool)
-    put(_packet_names("upsample_bilinear2d _upsample_bilinear2d_aa grid_sampler_2d"), _per_output(7))
+    put(_packet_names("upsample_bilinear2d _upsample_bilinear2d_aa"), _per_output(7))
     put(_packet_names("upsample_linear1d"), _per_output(3))
     put(_packet_names("upsample_bicubic2d _upsample_bicubic2d_aa"), _per_output(31))
     put(_packet_names("_native_batch_norm_legit_no_training"), _norm(2))
@@ -415,6 +415,7 @@ def _builtin_table() -> dict[str, tuple[Callable, bool]]:
     put(_packet_names("_trilinear"), _trilinear)
     _backward_table(put)
     _volume_table(put)
+    _sampling_table(put)
     return table
 
 
@@ -538,6 +539,58 @@ def _gelu_backward(grad_out, x, *args, out_shape, **kwargs) -> int:
     """11 per element (erf form: cdf 4, pdf 4, grad x (cdf + x pdf) 3); 18 with approximate='tanh'."""
     approximate = kwargs.get("approximate", args[0] if args else "none")
     return (18 if approximate == "tanh" else 11) * _n_out(out_shape)
+
+
+# ---- sampling: grid sampling, unfold/fold (the second-wave blocks: CARAFE, DySample, SFNet, FaPN, ---------
+# Deformable DETR). Each count follows ATen's CPU kernel (aten/src/ATen/native/GridSampler.{h,cpp}).
+
+_GRID_PER_OUTPUT = {0: 7, 1: 0, 2: 35}  # bilinear: 4 mul + 3 add; nearest: a copy; bicubic: 5 cubic_interp1d of 7
+_GRID_PER_POINT = {0: 10, 1: 2, 2: 54}  # bilinear: floor 2, fractions 2, 1 - f 2, corner weights 4; nearest: round 2;
+#                                          bicubic: floor 2, fractions 2, 4 cubic coefficients per axis 2 x 25
+_GRID_COORDS = {0: 2, 1: 2, 2: 8}  # coordinates that padding clips per grid point (bicubic: 4 taps per axis)
+_GRID_PADDING = {0: 0, 1: 2, 2: 8}  # per clipped coordinate: zeros 0; border clamp 2; reflection abs, sub, fmod,
+#                                     div, floor, parity, add or sub (6) and the clamp (2)
+
+
+def _grid_sampler_2d(x, grid, interpolation_mode=0, padding_mode=0, align_corners=False, *, out_shape) -> int:
+    """Per output element (N x C x Hout x Wout): bilinear 7, nearest 0, bicubic 35. Per grid point
+    (N x Hout x Wout): unnormalise 4 (mul, add per axis) + padding (border 2, reflection 8 per clipped
+    coordinate: 2, or 8 for bicubic's taps; zeros 0) + the weights (bilinear 10, nearest 2, bicubic 54)."""
+    points = prod(grid[:-1])
+    per_point = 4 + _GRID_COORDS[interpolation_mode] * _GRID_PADDING[padding_mode] + _GRID_PER_POINT[interpolation_mode]
+    return _GRID_PER_OUTPUT[interpolation_mode] * _n_out(out_shape) + per_point * points
+
+
+_GRID_BACKWARD = {0: (8, 24), 1: (1, 0), 2: (32, 128)}  # per grad_output element: (grad_input, grad_grid)
+_GRID_BACKWARD_POINT = {0: 6, 1: 0, 2: 52}  # distances to the corners 4 + 2 (bilinear); coefficient gradients 50 + 2
+
+
+def _grid_sampler_2d_backward(grad_out, x, grid, interpolation_mode, padding_mode, align_corners, output_mask, *,
+                              out_shape) -> int:
+    """Per element of grad_output: grad_input bilinear 8 (4 corners: mul, add), nearest 1, bicubic 32;
+    grad_grid bilinear 24 (per corner, per axis: 2 mul, 1 add), nearest 0, bicubic 128 (per tap and axis:
+    3 mul, 1 add). Per grid point: the forward's coordinates and weights again, and for grad_grid
+    bilinear 6 (corner distances 4, the unnormalise factor 2), bicubic 52 (coefficient gradients 50, factor 2)."""
+    gi, gg = _GRID_BACKWARD[interpolation_mode]
+    want_input = bool(output_mask[0]) if output_mask is not None else True
+    want_grid = bool(output_mask[1]) if output_mask is not None else True
+    points = prod(grid[:-1])
+    forward_point = 4 + _GRID_COORDS[interpolation_mode] * _GRID_PADDING[padding_mode] + _GRID_PER_POINT[interpolation_mode]
+    n = _numel(grad_out)
+    return ((gi * n if want_input else 0) + (gg * n + _GRID_BACKWARD_POINT[interpolation_mode] * points if want_grid else 0)
+            + (forward_point * points if want_input or want_grid else 0))
+
+
+def _col2im(x, *args, out_shape, **kwargs) -> int:
+    """1 per input (column) element: each is added into the zeroed image (overlapping windows sum)."""
+    return _numel(x)
+
+
+def _sampling_table(put) -> None:
+    put(_packet_names("grid_sampler_2d _grid_sampler_2d_cpu_fallback"), _grid_sampler_2d)
+    put(_packet_names("grid_sampler_2d_backward _grid_sampler_2d_cpu_fallback_backward"), _grid_sampler_2d_backward)
+    put(_packet_names("im2col linspace"), _zero)  # unfold: data movement; linspace: index generation, as arange
+    put(_packet_names("col2im"), _col2im)
 
 
 VIEW_OPS: frozenset[str] = frozenset(_packet_names(

@@ -8,6 +8,8 @@ changes no count. The tests check that counting on meta equals counting on CPU f
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 aten = torch.ops.aten
@@ -88,7 +90,10 @@ _BACKWARD = _SHORTCUT_GRAD_LIKE | _SHORTCUT_INPUT_LIKE | _SHORTCUT_RESIZE_BACKWA
     "convolution_backward.default native_batch_norm_backward.default native_layer_norm_backward.default")
 
 
-def meta_shortcut(func, args):
+_SHORTCUT_RANGE = _overloads("arange.default arange.start arange.start_step linspace.default")
+
+
+def meta_shortcut(func, args, kwargs=None):
     """Output of a shape-trivial op on meta tensors, without running its meta kernel.
 
     Anything else returns None and runs normally.
@@ -98,6 +103,10 @@ def meta_shortcut(func, args):
         if tensors and all(t.device.type == "meta" for t in tensors) and args[0].dtype.is_floating_point:
             return _backward_shortcut(func, args)
         return None
+    if func in _SHORTCUT_RANGE:  # their meta paths call torch._check (sympy)
+        return _meta_range(func, args, kwargs or {})
+    if func in _SHORTCUT_SAMPLING:
+        return _meta_sampling(func, args)
     if func is aten.cat.default:
         return _meta_cat(*args)
     if func is aten.convolution.default:
@@ -164,6 +173,68 @@ def _meta_matmul(func, args):
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
         return None
     return _empty((a.shape[0], b.shape[1]), a.dtype)
+
+
+_SHORTCUT_SAMPLING = _overloads(
+    "stack.default repeat.default pixel_shuffle.default pixel_unshuffle.default im2col.default grid_sampler_2d.default")
+
+
+def _meta_sampling(func, args):
+    """stack, repeat, pixel (un)shuffle, im2col and grid_sampler_2d on meta tensors (None elsewhere);
+    their meta kernels check shapes with torch._check (sympy)."""
+    if func is aten.stack.default:
+        ts, dim = args[0], args[1] if len(args) > 1 else 0
+        if not ts or any(not isinstance(t, torch.Tensor) or t.device.type != "meta" or t.dtype != ts[0].dtype
+                         or t.shape != ts[0].shape for t in ts):
+            return None
+        shape = list(ts[0].shape)
+        shape.insert(dim % (len(shape) + 1), len(ts))
+        return _empty(shape, ts[0].dtype)
+    x = args[0]
+    if not isinstance(x, torch.Tensor) or x.device.type != "meta":
+        return None
+    if func is aten.repeat.default:
+        reps = list(args[1])
+        if len(reps) < x.dim():
+            return None
+        dims = [1] * (len(reps) - x.dim()) + list(x.shape)
+        return _empty([d * r for d, r in zip(dims, reps)], x.dtype)
+    if func in (aten.pixel_shuffle.default, aten.pixel_unshuffle.default):
+        if x.dim() < 3:
+            return None
+        r, (c, h, w) = args[1], x.shape[-3:]
+        if func is aten.pixel_shuffle.default:
+            return None if c % (r * r) else _empty((*x.shape[:-3], c // (r * r), h * r, w * r), x.dtype)
+        return None if h % r or w % r else _empty((*x.shape[:-3], c * r * r, h // r, w // r), x.dtype)
+    if func is aten.im2col.default:
+        if x.dim() != 4:
+            return None
+        size = _pool_out(x.shape[-2:], args[1], args[4], args[3], args[2], False)
+        k = args[1]
+        return None if size is None else _empty((x.shape[0], x.shape[1] * k[0] * k[1], size[0] * size[1]), x.dtype)
+    grid = args[1]  # grid_sampler_2d
+    if x.dim() != 4 or not isinstance(grid, torch.Tensor) or grid.dim() != 4 or grid.shape[0] != x.shape[0]:
+        return None
+    return _empty((x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]), x.dtype)
+
+
+def _meta_range(func, args, kwargs):
+    """``arange`` / ``linspace`` created on meta: a 1-d tensor of their length (None elsewhere)."""
+    device = kwargs.get("device")
+    if device is None or torch.device(device).type != "meta" or kwargs.get("layout") not in (None, torch.strided):
+        return None
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+        return None
+    if func is aten.linspace.default:
+        n, dtype = args[2], kwargs.get("dtype") or torch.get_default_dtype()
+    else:
+        start, end, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) > 2 else 1)
+        if step == 0:
+            return None
+        n = max(0, math.ceil((end - start) / step))
+        dtype = kwargs.get("dtype") or (torch.int64 if all(isinstance(a, int) for a in args)
+                                        else torch.get_default_dtype())
+    return None if n < 0 else _empty((n,), dtype)
 
 
 def _empty(shape, dtype):

@@ -36,6 +36,11 @@ trilinear resize (volumes)                     16 per grad_output element
 avg pooling (2-D and 3-D)                      kernel area (volume) per grad_output element
 adaptive avg pooling (2-D and 3-D)             1 per grad_output + 1 per grad_input element
 adaptive max pooling (2-D and 3-D)             1 per grad_output element
+grid sampling                                  per grad_output element: grad_input 8 / 1 / 32
+                                               (bilinear / nearest / bicubic), grad_grid 24 /
+                                               0 / 128; per grid point the forward's again,
+                                               + 6 / 0 / 52 for grad_grid
+fold (col2im) / unfold (im2col) backward       as unfold / fold forward (each is the other)
 index_put with accumulate                      1 per value
 select/slice backward, padding backward        0 (data movement: bytes only)
 =============================================  ==============================================

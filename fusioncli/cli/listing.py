@@ -131,14 +131,14 @@ def presets_cmd(fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None
                                        for s in specs]), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    if _plain(fmt, ["name", "block", "inputs (CxHxW)", "out", "from"],
+    if _plain(fmt, ["name", "block", "inputs", "out", "from"],
               [[s.name, s.block, " ".join(format_shape(i) for i in s.inputs), str(s.out), s.source] for s in specs]):
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Bundled presets", header_style="bold")
-    for col in ("name / block", "inputs (CxHxW) -> out", "from"):
+    for col in ("name / block", "inputs -> out", "from"):
         table.add_column(col, **WHOLE(col != "from"))
     for s in specs:  # the block under the name, one input a line: the source text gets the width left
         table.add_row(f"{s.name}\n  {s.block}", "\n".join(format_shape(i) for i in s.inputs) + f"\n-> {s.out}",

@@ -41,7 +41,8 @@ class Pack(str, Enum):
 
 InputsOpt = Annotated[Optional[list[str]], typer.Option(
     "--in", metavar="[NAME=]SHAPE", help="One input's shape without the batch, repeat once per input: CxHxW maps "
-    "(--in 64x56x56 --in 128x28x28); user blocks also take C, NxC tokens (196x768) and CxDxHxW volumes; "
+    "(--in 64x56x56 --in 128x28x28) or, for token blocks, NxC tokens (196x768); user blocks also take C "
+    "and CxDxHxW volumes; "
     "named for --pack dict/kwargs (--in query=100x64).")]
 PackOpt = Annotated[Optional[Pack], typer.Option(
     "--pack", help="How inputs are passed to forward: separate tensors (args, default), one list, one dict of "

@@ -183,10 +183,10 @@ def node_width(kind: str, in_channels: Sequence[int], width: int) -> int:
 def build_merge(make: Callable, kind: str, node_id: str, in_channels: Sequence[int], out_channels: int,
                 **node_kw: Any) -> Node:
     """A merge node: the fusion block from ``make``, its construction errors naming the merge."""
+    widths = " + ".join(map(str, in_channels))
     try:
         op = make(list(in_channels), out_channels)
     except FusionError as e:
-        widths = " + ".join(map(str, in_channels))
         raise SpecError(f"node {node_id!r}: '{kind}' cannot serve this merge ({len(in_channels)} inputs, "
                         f"widths {widths} -> {out_channels}): {e}", field="node") from None
     if getattr(op, "not_a_node", None):
