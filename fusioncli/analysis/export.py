@@ -50,8 +50,10 @@ class Flat(torch.nn.Module):
 
 
 def has_dynamo_exporter() -> bool:
-    """``torch.onnx.export(..., dynamo=True)``: torch 2.5 and later."""
-    return "dynamo" in inspect.signature(torch.onnx.export).parameters
+    """``torch.onnx.export(..., dynamo=True, dynamic_shapes=...)``, the torch.export-based exporter: torch 2.5 and
+    later (2.4 has a ``dynamo`` flag, onto its older exporter, without ``dynamic_shapes``)."""
+    params = inspect.signature(torch.onnx.export).parameters
+    return "dynamo" in params and "dynamic_shapes" in params
 
 
 def check(settings: ExportSettings, dtype: torch.dtype, device: str, field: str) -> str:
@@ -167,6 +169,7 @@ def reason(e: BaseException) -> tuple[str, str | None]:
     summary = re.findall(r"<class '[^']+'>: (.+)", text)  # the dynamo exporter's "Exception summary"
     line = summary[0] if summary else next((s.strip() for s in text.splitlines() if s.strip()), "")
     line = re.sub(r"\s+", " ", line).strip()
+    line = re.sub(r"\.? Please feel free to request support.*$", "", line)  # older torch's appeal: not the reason
     if len(line) > 240:
         line = line[:237] + "..."
     op = _OP.search(text)
