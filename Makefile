@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# about half a minute after the set-up: five blocks timed, a plot, a neck with three nodes, JSON piped
+# about 7 s after the set-up here: five blocks timed, a plot, a neck with three nodes, JSON piped
 demo: $(STAMP)
 	$(BIN)/fusion compare add concat gated aff se --in 64x32x32 --in 64x32x32 --out 64 --threads 1 --min-time 0.1 --plot demo-compare.png
 	$(BIN)/fusion compare resnet50-fpn --node add --node aff --node bifpn --no-time
