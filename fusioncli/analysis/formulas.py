@@ -270,6 +270,7 @@ def _per_output(per: int) -> Callable:
 
 
 def _per_input(per: int) -> Callable:
+    """``per`` per element of the first argument (the input, or a backward op's grad_output)."""
     def formula(x, *args, out_shape, **kwargs) -> int:
         return per * _numel(x)
 
@@ -455,15 +456,6 @@ def _batch_norm_backward(grad_out, x, weight, running_mean, running_var, save_me
     return (4 * n if any(output_mask) else 0) + (5 * n if output_mask[0] else 0)
 
 
-def _per_grad_output(per: int) -> Callable:
-    def formula(grad_out, *args, out_shape, **kwargs) -> int:
-        return per * _numel(grad_out)
-
-    formula.__doc__ = f"{per} per element of grad_output."
-    formula.__qualname__ = f"per_grad_output_{per}"
-    return formula
-
-
 def _pool_backward(grad_out, x, kernel_size, *args, out_shape, **kwargs) -> int:
     """kernel area per element of grad_output (each spread over its window)."""
     k = [kernel_size] if isinstance(kernel_size, int) else list(kernel_size)
@@ -508,10 +500,10 @@ def _backward_table(put) -> None:
     put(_packet_names("upsample_nearest1d_backward upsample_nearest2d_backward upsample_nearest3d_backward "
                       "_upsample_nearest_exact1d_backward _upsample_nearest_exact2d_backward "
                       "_upsample_nearest_exact3d_backward max_pool2d_with_indices_backward "
-                      "adaptive_max_pool2d_backward"), _per_grad_output(1))
-    put(_packet_names("upsample_linear1d_backward"), _per_grad_output(4))
-    put(_packet_names("upsample_bilinear2d_backward _upsample_bilinear2d_aa_backward"), _per_grad_output(8))
-    put(_packet_names("upsample_bicubic2d_backward _upsample_bicubic2d_aa_backward"), _per_grad_output(32))
+                      "adaptive_max_pool2d_backward"), _per_input(1))
+    put(_packet_names("upsample_linear1d_backward"), _per_input(4))
+    put(_packet_names("upsample_bilinear2d_backward _upsample_bilinear2d_aa_backward"), _per_input(8))
+    put(_packet_names("upsample_bicubic2d_backward _upsample_bicubic2d_aa_backward"), _per_input(32))
     put(_packet_names("avg_pool2d_backward"), _pool_backward)
     put(_packet_names("_adaptive_avg_pool2d_backward"), _grad_in_plus_out)
     put(_packet_names("_scaled_dot_product_flash_attention_for_cpu_backward"), _sdpa_backward)
@@ -529,9 +521,9 @@ def _volume_table(put) -> None:
     put(_packet_names("_upsample_nearest_exact3d"), _zero)
     put(_packet_names("avg_pool3d max_pool3d_with_indices max_pool3d"), _pool)
     put(_packet_names("adaptive_max_pool3d"), _per_input(1))
-    put(_packet_names("upsample_trilinear3d_backward"), _per_grad_output(16))  # 8 taps, each a product and a sum
+    put(_packet_names("upsample_trilinear3d_backward"), _per_input(16))  # 8 taps, each a product and a sum
     put(_packet_names("avg_pool3d_backward"), _pool_backward)
-    put(_packet_names("max_pool3d_with_indices_backward adaptive_max_pool3d_backward"), _per_grad_output(1))
+    put(_packet_names("max_pool3d_with_indices_backward adaptive_max_pool3d_backward"), _per_input(1))
     put(_packet_names("_adaptive_avg_pool3d_backward"), _grad_in_plus_out)
 
 
