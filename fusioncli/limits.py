@@ -25,9 +25,10 @@ from .errors import RunError, SpecError
 
 #: the dtypes fusion runs in (--dtype), named once here, with their sizes
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-#: the optimizers of --optimizer, named once here, with the parameter-sized state tensors torch keeps per
-#: parameter (SGD: none; momentum: momentum_buffer; Adam/AdamW: exp_avg and exp_avg_sq, plus a float32 step)
-OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+#: the optimizers of --optimizer, named once here, with the state torch keeps per parameter tensor:
+#: (parameter-sized tensors, bytes besides). SGD: none; momentum: momentum_buffer; Adam/AdamW: exp_avg and
+#: exp_avg_sq, and a float32 step
+OPTIMIZER_STATES = {"sgd": (0, 0), "momentum": (1, 0), "adam": (2, 4), "adamw": (2, 4)}
 MAX_ELEMENTS = 2**40
 MAX_BYTES = 2**63 - 1  # torch sizes tensors with signed 64-bit integers
 MAX_THREADS_PER_CPU = 4

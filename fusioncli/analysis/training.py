@@ -132,8 +132,8 @@ def count_training(model: torch.nn.Module, args: tuple, kwargs: dict, *, input_g
     forward, step, weights = counts
     peaks = _memory_pass(model, args, kwargs, params, input_grad)
     grad_bytes = sum(p.numel() * p.element_size() for p in params)
-    state_bytes = limits.OPTIMIZER_STATES[optimizer] * grad_bytes + (4 * len(params) if optimizer in ("adam", "adamw")
-                                                                      else 0)
+    copies, extra = limits.OPTIMIZER_STATES[optimizer]
+    state_bytes = copies * grad_bytes + extra * len(params)
     temps = optimizer_temp_bytes(params, optimizer, device_type)
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
